@@ -1,0 +1,24 @@
+//! scope-probe: a Weave Scope probe that hosts Scope plugins in one small single-threaded
+//! event loop.
+//!
+//! The crate is layered the way the protocol is (see `README.md` for the user's view):
+//!
+//! - [`report`]: Scope's report model, decoded without copying strings, merged with Scope's
+//!   exact rules and encoded back (spec `report-format.md` §1–§6). No I/O.
+//! - [`http`]: a sans-IO HTTP/1.1 client: bytes in, bytes out, progress and errors. No I/O.
+//! - [`plugins`]: plugin discovery (scan, IDs), the registry of plugins, validation of their
+//!   answers (§7). No sockets of its own.
+//! - [`sys`]: the only module that touches file descriptors directly (timerfd, inotify,
+//!   interface addresses, uname). The only module allowed `unsafe`.
+//! - [`cli`]: the command-line contract (`spec/cli.md`).
+//!
+//! Everything that is not in `sys` is `unsafe`-free; protocol code takes `now` as a parameter
+//! and reports its next deadline instead of reading clocks or sleeping.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod http;
+pub mod plugins;
+pub mod report;
+pub mod sys;

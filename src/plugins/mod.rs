@@ -1,0 +1,1 @@
+//! Plugin discovery and registry (filled in by the plugins layer).

@@ -1,0 +1,1 @@
+//! Scope's report model (filled in by the report layer).
