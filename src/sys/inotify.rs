@@ -58,8 +58,7 @@ impl WatchMask {
     pub const DELETE_SELF: Self = Self(libc::IN_DELETE_SELF);
     /// The watched directory itself was moved.
     pub const MOVE_SELF: Self = Self(libc::IN_MOVE_SELF);
-    /// An entry's metadata changed (e.g. a symlink target replaced in place is not reported,
-    /// but permission changes are).
+    /// An entry's metadata changed (permissions, ownership, link count, timestamps).
     pub const ATTRIB: Self = Self(libc::IN_ATTRIB);
     /// Fail with `ENOTDIR` unless the path is a directory.
     pub const ONLYDIR: Self = Self(libc::IN_ONLYDIR);
