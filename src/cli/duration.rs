@@ -319,4 +319,23 @@ mod tests {
             assert_eq!(err.to_string(), want);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,16}") {
+            let _ = parse_go_duration(&s);
+        }
+
+        #[test]
+        fn whole_numbers_scale_by_their_unit(n in 0u64..1_000_000, unit in 0usize..8) {
+            let (name, nanos) = [
+                ("ns", 1), ("us", 1_000), ("µs", 1_000), ("μs", 1_000), ("ms", 1_000_000),
+                ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000u64),
+            ][unit];
+            proptest::prop_assert_eq!(
+                parse_go_duration(&format!("{n}{name}")),
+                Ok(Duration::from_nanos(n * nanos))
+            );
+        }
+    }
 }

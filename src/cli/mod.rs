@@ -463,6 +463,23 @@ fn clap_command() -> clap::Command {
 }
 
 /// Parses the arguments after `argv[0]` into what to do.
+///
+/// ```
+/// use scope_probe::cli::{parse_args, Command};
+/// use std::time::Duration;
+///
+/// let args = ["-probe.spy.interval", "2s", "--no-host", "app.example:4040"];
+/// let Ok(Command::Run(options)) = parse_args(args.map(Into::into)) else { panic!() };
+/// assert_eq!(options.spy_interval, Duration::from_secs(2));
+/// assert!(options.no_host);
+/// assert_eq!(options.targets[0].to_string(), "app.example:4040");
+///
+/// let err = parse_args(["--spy-interval=5x".into()]).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid value "5x" for --spy-interval: unknown unit "x" in duration "5x""#
+/// );
+/// ```
 pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
     let (args, unknown_single_dash) = go_style_to_double_dash(args.into_iter().collect());
     let matches = match clap_command().try_get_matches_from(args) {
@@ -498,7 +515,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, 
                 .unwrap_or_default();
             Ok(Command::Merge { files })
         }
-        // unwrap-free: clap only yields the subcommands registered above.
+        // Unreachable: clap only yields the subcommands registered above.
         Some((other, _)) => Err(UsageErrorKind::UnexpectedArgument(other.to_owned()).into()),
     }
 }
@@ -1472,6 +1489,18 @@ mod tests {
         let want = format!("scope-probe {}", env!("CARGO_PKG_VERSION"));
         for args in [&["--version"][..], &["-V"], &["-version"]] {
             assert_eq!(parse(args), Ok(Command::Version(want.clone())), "{args:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_command_line_panics(args in proptest::collection::vec(
+            proptest::string::string_regex("(-{0,2}(probe\\.)?[a-z.-]{0,20}(=.{0,8})?|.{0,12})").unwrap(),
+            0..6,
+        )) {
+            if let Err(e) = parse_args(args.iter().map(OsString::from)) {
+                proptest::prop_assert!(!e.to_string().contains('\n'), "{e}");
+            }
         }
     }
 }

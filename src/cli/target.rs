@@ -308,4 +308,24 @@ mod tests {
         assert_eq!(Target::default_app(), target("127.0.0.1", 4040));
         assert_eq!(Target::default_app().to_string(), "127.0.0.1:4040");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,24}") {
+            let _ = s.parse::<Target>();
+        }
+
+        #[test]
+        fn socket_addresses_round_trip(ip: IpAddr, port in 1u16..) {
+            // Zoned IPv6 (`fe80::1%eth0`) is not a target form; `SocketAddr` prints no zone
+            // when it is built from a bare IP.
+            let addr = std::net::SocketAddr::new(ip, port);
+            let target: Target = addr.to_string().parse().map_err(|e: TargetError| {
+                proptest::test_runner::TestCaseError::fail(e.to_string())
+            })?;
+            proptest::prop_assert_eq!(target.ip(), Some(ip));
+            proptest::prop_assert_eq!(target.port, port);
+            proptest::prop_assert_eq!(target.to_string().parse::<Target>(), Ok(target));
+        }
+    }
 }
