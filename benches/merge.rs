@@ -1,0 +1,241 @@
+//! Merge benchmarks over a synthetic corpus (`corpus`): how fast the probe turns a publish
+//! interval's plugin bodies into one merged, encoded report, against the floor of merely
+//! validating the same JSON.
+//!
+//! Groups: `merge_10x1MB` (10 reports of about 1 MB) and `merge_100x30KB` (100 reports of about
+//! 30 kB), both with `Throughput::Bytes` of the total input. Benchmarks in each group:
+//! - `validate_only`: `serde_json` skipping every body into `IgnoredAny` (the baseline);
+//! - `decode_merge_encode`: decode every body, merge into one report, encode it.
+//!
+//! A counting global allocator also reports how many allocations `Report::merge` makes over
+//! pre-decoded reports, per string in the input.
+//!
+//! `SCOPE_PROBE_DUMP_CORPUS=<dir> cargo bench --bench merge` writes the corpora to
+//! `<dir>/<group>/pNNN.json` and exits, so they can be checked outside Rust.
+//!
+//! Not here: correctness of merge (unit tests and the Go vectors cover that).
+
+mod corpus;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
+
+/// A `GlobalAlloc` over `System` that counts allocations, so the bench can print how many
+/// allocations a phase makes.
+struct CountingAlloc;
+
+/// Allocations (including reallocations) since the program started.
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Bytes requested by those allocations.
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s
+// guarantees are ours; the counters are atomics and never allocate.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds the rest of
+        // `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Runs `f` and returns its result with the allocations and bytes it made. Only meaningful
+/// while no other thread allocates (the bench is single-threaded outside criterion's runs).
+fn allocations_during<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+    let (count, bytes) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    let out = f();
+    let count = ALLOCATIONS.load(Ordering::Relaxed) - count;
+    let bytes = ALLOCATED_BYTES.load(Ordering::Relaxed) - bytes;
+    (out, count, bytes)
+}
+
+/// One benchmark group: its name, and the corpus it runs on.
+struct GroupSpec {
+    name: &'static str,
+    reports: usize,
+    nodes: usize,
+}
+
+const GROUPS: [GroupSpec; 2] = [
+    GroupSpec {
+        name: "merge_10x1MB",
+        reports: 10,
+        nodes: 230,
+    },
+    GroupSpec {
+        name: "merge_100x30KB",
+        reports: 100,
+        nodes: 7,
+    },
+];
+const SEED: u64 = 0x5C09_E202;
+
+fn main() {
+    if let Some(dir) = std::env::var_os("SCOPE_PROBE_DUMP_CORPUS") {
+        dump_corpora(Path::new(&dir));
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    for spec in &GROUPS {
+        let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
+        let total: usize = bodies.iter().map(Vec::len).sum();
+        let smallest = bodies.iter().map(Vec::len).min().unwrap_or(0);
+        let largest = bodies.iter().map(Vec::len).max().unwrap_or(0);
+        eprintln!(
+            "{}: {} reports, {total} bytes in all, {smallest}..{largest} bytes each",
+            spec.name, spec.reports
+        );
+        let ((), count, _) = allocations_during(|| validate_all(&bodies));
+        eprintln!("{}: validate_only made {count} allocations", spec.name);
+
+        let mut group = criterion.benchmark_group(spec.name);
+        group.throughput(Throughput::Bytes(total as u64));
+        group.sample_size(20);
+        bench_validate_only(&mut group, &bodies);
+        with_report::bench_decode_merge_encode(&mut group, &bodies);
+        group.finish();
+        with_report::print_merge_allocations(spec.name, &bodies);
+    }
+    criterion.final_summary();
+}
+
+fn validate_all(bodies: &[Vec<u8>]) {
+    for body in bodies {
+        // unwrap: the corpus is generated valid JSON; failing here is a generator bug.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).expect("corpus body is JSON");
+    }
+}
+
+fn bench_validate_only(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
+    group.bench_function("validate_only", |b| {
+        b.iter(|| validate_all(black_box(bodies)))
+    });
+}
+
+/// Writes each group's corpus to `dir/<group>/pNNN.json`.
+fn dump_corpora(dir: &Path) {
+    for spec in &GROUPS {
+        let out = dir.join(spec.name);
+        std::fs::create_dir_all(&out).expect("create corpus directory");
+        for (i, body) in corpus::generate(spec.reports, spec.nodes, SEED)
+            .iter()
+            .enumerate()
+        {
+            std::fs::write(out.join(format!("p{:03}.json", i + 1)), body)
+                .expect("write corpus file");
+        }
+        eprintln!("wrote {} reports to {}", spec.reports, out.display());
+    }
+}
+
+// The report API (`scope_probe::report`) is built on another branch. Until it is merged, the
+// real module is compiled out and the stub below stands in; to enable the benchmark, delete
+// this `#[cfg(any())]` and the stub module.
+#[cfg(any())]
+mod with_report {
+    use criterion::BenchmarkGroup;
+    use criterion::measurement::WallTime;
+    use scope_probe::report::{Report, Time, decode_plugin_report, encode};
+    use serde_json::Value;
+    use std::hint::black_box;
+
+    /// Well after every timestamp in the corpus (which starts at 2026-11-22T01:00:00Z).
+    fn now() -> Time {
+        Time::from_unix_nanos(1_795_400_000_000_000_000)
+    }
+
+    pub fn bench_decode_merge_encode(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
+        let mut out = Vec::new();
+        group.bench_function("decode_merge_encode", |b| {
+            b.iter(|| {
+                let mut acc = Report::make();
+                for body in black_box(bodies) {
+                    // unwrap: the corpus is valid; a decode failure is a bug worth a panic.
+                    acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                }
+                out.clear();
+                encode(&acc, &mut out);
+                black_box(&out);
+            })
+        });
+    }
+
+    /// Prints the allocations `Report::merge` makes over reports decoded beforehand.
+    pub fn print_merge_allocations(name: &str, bodies: &[Vec<u8>]) {
+        let decoded: Vec<Report<'_>> = bodies
+            .iter()
+            .map(|body| decode_plugin_report(body, now()).expect("corpus report decodes"))
+            .collect();
+        let mut acc = Report::make();
+        let ((), count, bytes) = super::allocations_during(|| {
+            for report in decoded {
+                acc.merge(report);
+            }
+        });
+        let strings: u64 = bodies.iter().map(|body| count_strings(body)).sum();
+        eprintln!(
+            "{name}: merge made {count} allocations ({bytes} bytes) for {strings} input strings: \
+             {:.3} allocations per string",
+            count as f64 / strings.max(1) as f64
+        );
+        black_box(&acc);
+    }
+
+    /// JSON strings (object keys and string values) in one body.
+    fn count_strings(body: &[u8]) -> u64 {
+        fn walk(value: &Value) -> u64 {
+            match value {
+                Value::String(_) => 1,
+                Value::Array(items) => items.iter().map(walk).sum(),
+                Value::Object(map) => map.values().map(|v| 1 + walk(v)).sum(),
+                _ => 0,
+            }
+        }
+        walk(&serde_json::from_slice(body).expect("corpus body is JSON"))
+    }
+}
+
+/// Stands in for the module above until the report API is merged.
+#[cfg(not(any()))]
+mod with_report {
+    use criterion::BenchmarkGroup;
+    use criterion::measurement::WallTime;
+
+    pub fn bench_decode_merge_encode(_: &mut BenchmarkGroup<'_, WallTime>, _: &[Vec<u8>]) {
+        eprintln!("decode_merge_encode: skipped, scope_probe::report's API is not on this branch");
+    }
+
+    pub fn print_merge_allocations(_: &str, _: &[Vec<u8>]) {}
+}
