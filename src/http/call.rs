@@ -193,6 +193,7 @@ impl Call {
         if let Err(e) = &result {
             self.phase = Phase::Failed(e.clone());
         }
+        self.free_output_when_over();
         result
     }
 
@@ -216,7 +217,17 @@ impl Call {
             Ok(_) => Phase::Done,
             Err(e) => Phase::Failed(e.clone()),
         };
+        self.free_output_when_over();
         result
+    }
+
+    /// An answered or failed call writes nothing more; a large unsent request (a gzipped
+    /// report) should not stay allocated until the caller drops the call.
+    fn free_output_when_over(&mut self) {
+        if self.is_over() && !self.output.is_empty() {
+            self.output = Vec::new();
+            self.written = 0;
+        }
     }
 
     fn is_over(&self) -> bool {

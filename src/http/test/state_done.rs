@@ -45,3 +45,11 @@ fn failed_before_writing_drops_the_output() {
     let _ = call.handle_input(b"HTTP/9.9");
     assert!(call.pending_output().is_empty());
 }
+
+#[test]
+fn a_call_stays_small() {
+    // A plugin host may hold 1000 calls in flight; the call itself is a few words plus its
+    // buffers (the head is boxed, the chunk decoder is a few counters).
+    let size = std::mem::size_of::<crate::http::Call>();
+    assert!(size <= 160, "Call is {size} bytes");
+}
