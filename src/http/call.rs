@@ -34,6 +34,9 @@ pub struct Call {
     interim: u8,
     /// The request asked to switch protocols: a 101 ends the call after its head.
     upgrade: bool,
+    /// Length of the partial head offered last, 0 when none (see [`head::worth_parsing`]).
+    /// Invariant: `head_scanned < limits.max_head_bytes`.
+    head_scanned: usize,
 }
 
 /// The phases of the response side. Named for what each waits for.
@@ -118,6 +121,7 @@ impl Call {
             limits,
             interim: 0,
             upgrade,
+            head_scanned: 0,
         }
     }
 
@@ -267,13 +271,20 @@ impl Call {
         let mut used = 0;
         loop {
             let buf = input.get(used..).unwrap_or_default();
+            // A head dripped in byte by byte is parsed O(log n) times, not n times.
+            if !head::worth_parsing(buf, self.head_scanned, max_head) {
+                self.head_scanned = buf.len();
+                return Ok(used);
+            }
             let Some((len, head)) = head::parse_head(buf, self.limits.max_headers)? else {
                 // A partial head already this long can only end up longer than the limit.
                 if buf.len() >= max_head {
                     return Err(Error::HeadTooLarge { limit: max_head });
                 }
+                self.head_scanned = buf.len();
                 return Ok(used);
             };
+            self.head_scanned = 0;
             if len > max_head {
                 return Err(Error::HeadTooLarge { limit: max_head });
             }

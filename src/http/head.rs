@@ -137,6 +137,27 @@ pub(crate) fn parse_head(
     Ok(Some((len, head)))
 }
 
+/// Whether a partial head `buf` is worth handing to httparse, given that `scanned` bytes of it
+/// were offered last time and were not a complete head (`scanned == 0`: nothing yet).
+///
+/// The head is parsed from the caller's buffer, which grows by whatever each read brings. Parsing
+/// it afresh on every read would cost O(n²) for a head dripped in byte by byte: up to 2 GiB of
+/// scanning for a 64 KiB head, a stall of the whole loop. So a partial head is parsed again only
+/// when the new bytes can end it (`\n\n` or `\n\r\n`), when its length passes a power of two
+/// (so garbage and too many headers are still caught early), or when it reaches the head limit
+/// (to tell a complete head from one too large). Only the new bytes are scanned: O(n) in all.
+pub(crate) fn worth_parsing(buf: &[u8], scanned: usize, max_head: usize) -> bool {
+    let len = buf.len();
+    // `ilog2` is only reached with `len >= scanned > 0`.
+    if scanned == 0 || len < scanned || len >= max_head || len.ilog2() > scanned.ilog2() {
+        return true;
+    }
+    // An end of head ends in the new bytes; it can start up to two bytes before them.
+    let fresh = buf.get(scanned.saturating_sub(2)..).unwrap_or_default();
+    memchr::memmem::find(fresh, b"\n\n").is_some()
+        || memchr::memmem::find(fresh, b"\n\r\n").is_some()
+}
+
 /// Decides the body framing of a final (non-1xx) response.
 ///
 /// Follows Go's `net/http` transfer rules: Transfer-Encoding is ignored on HTTP/1.0, must be
@@ -232,6 +253,41 @@ mod tests {
             parse_head(&raw, 99),
             Err(Error::TooManyHeaders { limit: 99 })
         );
+    }
+
+    #[test]
+    fn worth_parsing_is_logarithmic_for_a_dripped_head() {
+        let mut wire = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        wire.resize(65_000, b'a');
+        wire.extend_from_slice(b"\r\n\r\n");
+        let (mut scanned, mut parses) = (0, 0);
+        for end in 1..=wire.len() {
+            let buf = &wire[..end];
+            if worth_parsing(buf, scanned, 65536) {
+                parses += 1;
+                if let Some((len, _)) = parse_head(buf, 64).unwrap() {
+                    assert_eq!(len, wire.len());
+                    break;
+                }
+            }
+            scanned = buf.len();
+        }
+        // 16 powers of two up to 64 KiB, the "\r\n\r" forms after the status line, the end.
+        assert!(parses <= 20, "{parses} parses");
+    }
+
+    #[test]
+    fn worth_parsing_sees_an_end_split_across_reads() {
+        let wire = b"HTTP/1.1 204 No Content\r\nA: b\r\n\r\n";
+        for scanned in 1..wire.len() {
+            // Jump to the complete head: it must be parsed, wherever the last read ended.
+            assert!(worth_parsing(wire, scanned, 1024), "scanned {scanned}");
+        }
+        assert!(worth_parsing(b"xx\n\n", 3, 1024));
+        assert!(worth_parsing(b"xxxxxxxx", 7, 1024));
+        assert!(!worth_parsing(b"HTTP/1.1 200 OK\r\nA: bc", 20, 1024));
+        assert!(!worth_parsing(b"HTTP/1.1 200 OK\r\nA: bc", 22, 1024));
+        assert!(worth_parsing(b"HTTP/1.1 200 OK\r\nA: bc", 20, 22));
     }
 
     fn framing_of(raw: &[u8]) -> Result<Framing, Error> {

@@ -366,3 +366,29 @@ fn eof_at_every_point_of_a_head() {
         assert_eq!(out.leftover, expected_leftover);
     }
 }
+
+#[test]
+fn a_long_head_dripped_byte_by_byte() {
+    let prefix = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Big: ";
+    let mut wire = prefix.to_vec();
+    wire.resize(60_000, b'v');
+    wire.extend_from_slice(b"\r\n\r\n!");
+    let mut call = call_recv_head();
+    let out = drive(&mut call, &byte_splits(&wire), false);
+    assert_eq!(out.result, Ok(Progress::Done));
+    let big = call.response().unwrap().header("x-big").unwrap();
+    assert_eq!(big.len(), 60_000 - prefix.len());
+    assert_eq!(call.take_body(), b"!");
+}
+
+#[test]
+fn garbage_dripped_byte_by_byte_is_caught_early() {
+    // No end of head ever comes; the error must not wait for the head limit or EOF. A partial
+    // head is parsed again each time its length passes a power of two: the bad name (bytes
+    // 17..25) is seen at 32 bytes.
+    for wire in [&b"SSH-2.0-"[..], b"HTTP/1.1 200 OK\r\nBad Name: 0123456789"] {
+        let mut call = call_recv_head();
+        let out = drive(&mut call, &byte_splits(wire), false);
+        assert!(out.result.is_err(), "{out:?}");
+    }
+}
