@@ -1,0 +1,987 @@
+//! JSON → [`Report`] with the ugorji codec's rules (spec §1) and Scope's legacy node fields
+//! (spec §4.3).
+//!
+//! Owns: the hand-written serde visitors that decode *over* an existing value (spec §1.4),
+//! lenient scalars (§1.6), the first-value-only rule (§1.7), set normalisation (§9.7) and the
+//! error path that names where a document is wrong. Does not own validation of plugin specs
+//! (the plugin host does that) or anything after decoding.
+//!
+//! Where Go swallows an error inside a self-decoding type and carries on from the wrong place
+//! (§1.8), we reject the whole document instead, as the spec recommends.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{
+    self, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde_json::value::RawValue;
+
+use super::error::DecodeError;
+use super::model::{
+    Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, Metric, MetricTemplate,
+    Node, NodeSet, PluginSpec, PluginSpecs, Sample, Sampling, SortedMap, StringSet, TableTemplate,
+    Topology,
+};
+use super::time::Time;
+use super::{Report, Str, TopologyKind};
+
+/// Decodes a plugin's `GET /report` body over [`Report::make`] (spec §2.3, §1.4, §1.5).
+///
+/// `now` stamps legacy `counters` (§4.3). The body must be UTF-8 and start with a JSON object;
+/// bytes after that object are ignored (§1.7). Any malformed part makes the whole document an
+/// error (§1.8 recommendation).
+pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let mut report = Report::make();
+    decode_over(text, &mut report, now, Report::make)?;
+    Ok(report)
+}
+
+/// Decodes a control response's `shortcutReport` over [`Report::empty`] (spec §7.9): no default
+/// shapes or labels. Same rules as [`decode_plugin_report`] otherwise.
+pub fn decode_shortcut_report(json: &str, now: Time) -> Result<Report<'_>, DecodeError> {
+    let mut report = Report::empty();
+    decode_over(json, &mut report, now, Report::empty)?;
+    Ok(report)
+}
+
+fn decode_over<'a>(
+    text: &'a str,
+    report: &mut Report<'a>,
+    now: Time,
+    base: fn() -> Report<'a>,
+) -> Result<(), DecodeError> {
+    let cx = Cx { now };
+    let mut de = serde_json::Deserializer::from_str(text);
+    // No `de.end()`: only the first JSON value is read (spec §1.7).
+    match ReportSeed(report, cx).deserialize(&mut de) {
+        Ok(()) => Ok(()),
+        Err(err) => Err(DecodeError::from_json(
+            text,
+            &err,
+            path_of_error(text, base(), cx),
+        )),
+    }
+}
+
+/// The error path only: decodes again with path tracking to name where the fault is, so the
+/// success path pays nothing for it.
+fn path_of_error<'a>(text: &'a str, mut report: Report<'a>, cx: Cx) -> Option<String> {
+    let mut track = serde_path_to_error::Track::new();
+    let mut json = serde_json::Deserializer::from_str(text);
+    let de = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+    match ReportSeed(&mut report, cx).deserialize(de) {
+        Ok(()) => None,
+        Err(_) => Some(format_path(&track.path())),
+    }
+}
+
+/// Formats a path as `Host.nodes["vm;<host>"].latest.os.timestamp`: identifier-like keys
+/// after a dot, anything else quoted in brackets.
+fn format_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let ident = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if ident {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("[{key:?}]"));
+                }
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
+/// What every decoder needs besides its target.
+#[derive(Clone, Copy)]
+struct Cx {
+    /// Stamps legacy counters (§4.3).
+    now: Time,
+}
+
+/// A value that can be decoded over its current contents (spec §1.4: absent keys keep what
+/// was there).
+trait DecodeOver<'de> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error>;
+}
+
+/// Seed that decodes into `&mut T`.
+struct Over<'x, T>(&'x mut T, Cx);
+
+impl<'de, T: DecodeOver<'de>> DeserializeSeed<'de> for Over<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.0.decode_over(d, self.1)
+    }
+}
+
+/// A struct with Go field names: `null` resets it to zero (§1.5), an object fills the named
+/// fields over the current ones, unknown keys are skipped (§1.3).
+trait Fields<'de>: Default {
+    const EXPECTING: &'static str;
+    /// Decodes the value of field `key` (exact, case-sensitive, §1.2). Must consume the value.
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error>;
+}
+
+struct StructVisitor<'x, T>(&'x mut T, Cx);
+
+impl<'de, T: Fields<'de>> Visitor<'de> for StructVisitor<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = T::default();
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            self.0.field(&key, &mut map, self.1)?;
+        }
+        Ok(())
+    }
+}
+
+macro_rules! struct_over {
+    ($($ty:ident),*) => {$(
+        impl<'de> DecodeOver<'de> for $ty<'de> {
+            fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+                d.deserialize_any(StructVisitor(self, cx))
+            }
+        }
+    )*};
+}
+
+struct_over!(
+    Topology,
+    LatestEntry,
+    Control,
+    MetadataTemplate,
+    MetricTemplate,
+    TableTemplate,
+    Column,
+    DnsRecord,
+    PluginSpec
+);
+
+impl<'de> DecodeOver<'de> for Metric {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(StructVisitor(self, cx))
+    }
+}
+
+impl<'de> DecodeOver<'de> for Sample {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(StructVisitor(self, cx))
+    }
+}
+
+impl<'de> DecodeOver<'de> for Sampling {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(StructVisitor(self, cx))
+    }
+}
+
+// ---- scalars ---------------------------------------------------------------------------
+
+/// A map key or field name: borrowed unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Str<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str<'de>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Str<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A string field with ugorji's leniency (spec §1.6): a number, boolean or `null` becomes its
+/// literal text (`4.5e3` → `"4.5e3"`, `null` → `""`). The raw token gives the literal text;
+/// strings without escapes stay borrowed.
+struct LenientStr;
+
+impl<'de> DeserializeSeed<'de> for LenientStr {
+    type Value = Str<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str<'de>, D::Error> {
+        let raw: &'de RawValue = serde::Deserialize::deserialize(d)?;
+        lenient_text(raw.get()).map_err(D::Error::custom)
+    }
+}
+
+fn lenient_text(raw: &str) -> Result<Str<'_>, String> {
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            let inner = raw.get(1..raw.len() - 1).unwrap_or("");
+            if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+                Ok(Cow::Borrowed(inner))
+            } else {
+                serde_json::from_str::<String>(raw)
+                    .map(Cow::Owned)
+                    .map_err(|e| e.to_string())
+            }
+        }
+        Some(b'n') => Ok(Cow::Borrowed("")),
+        Some(b'-' | b'0'..=b'9' | b't' | b'f') => Ok(Cow::Borrowed(raw)),
+        Some(b'[') => Err("invalid type: array, expected a string".to_owned()),
+        Some(b'{') => Err("invalid type: map, expected a string".to_owned()),
+        _ => Err("expected a string".to_owned()),
+    }
+}
+
+fn decode_str<'de, A: MapAccess<'de>>(map: &mut A, into: &mut Str<'de>) -> Result<(), A::Error> {
+    *into = map.next_value_seed(LenientStr)?;
+    Ok(())
+}
+
+/// An integer field (spec §1.6): numbers and quoted numbers; non-integral numbers and
+/// booleans are errors; `null` is zero.
+struct LenientInt;
+
+impl<'de> DeserializeSeed<'de> for LenientInt {
+    type Value = i64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LenientInt {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::custom(format!("integer {v} overflows int64")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        float_to_int(v).ok_or_else(|| E::custom(format!("cannot decode non-integer {v} into int")))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        if let Ok(i) = v.parse::<i64>() {
+            return Ok(i);
+        }
+        match json_number(v) {
+            Some(f) => self.visit_f64(f),
+            None => Err(E::custom(format!("cannot decode {v:?} into int"))),
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
+        Ok(0)
+    }
+}
+
+/// An unsigned integer field (`Sampling`), with the same leniency.
+struct LenientUint;
+
+impl<'de> DeserializeSeed<'de> for LenientUint {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LenientUint {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an unsigned integer")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::custom(format!("cannot decode negative {v} into uint")))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        match float_to_int(v) {
+            Some(i) => self.visit_i64(i),
+            None => Err(E::custom(format!(
+                "cannot decode non-integer {v} into uint"
+            ))),
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        if let Ok(i) = v.parse::<u64>() {
+            return Ok(i);
+        }
+        match json_number(v) {
+            Some(f) => self.visit_f64(f),
+            None => Err(E::custom(format!("cannot decode {v:?} into uint"))),
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+        Ok(0)
+    }
+}
+
+fn float_to_int(v: f64) -> Option<i64> {
+    // 2^63 as f64; the range check keeps the cast exact.
+    (v.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v))
+        .then_some(v as i64)
+}
+
+/// Parses a quoted number: JSON number syntax only (no `inf`, `NaN`, `+1`, spaces).
+fn json_number(s: &str) -> Option<f64> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+        && !s.starts_with('+');
+    if !ok {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// A float field: numbers, quoted numbers, `null` as zero.
+struct LenientFloat;
+
+impl<'de> DeserializeSeed<'de> for LenientFloat {
+    type Value = f64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LenientFloat {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        json_number(v).ok_or_else(|| E::custom(format!("cannot decode {v:?} into float64")))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+        Ok(0.0)
+    }
+}
+
+/// A bool field: only real booleans (spec §1.6); `null` is false.
+struct StrictBool;
+
+impl<'de> DeserializeSeed<'de> for StrictBool {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictBool {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a boolean")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        Ok(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// A `time.Time` field (spec §1.9): an RFC 3339 string; `null` leaves the value as it is.
+struct TimeOver<'x>(&'x mut Time);
+
+impl<'de> DeserializeSeed<'de> for TimeOver<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimeOver<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 time string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        *self.0 = Time::parse(v).map_err(|e| E::custom(format!("invalid time {v:?}: {e}")))?;
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(|_| ())
+}
+
+// ---- collections ---------------------------------------------------------------------
+
+/// A data map (`nodes`, `controls`, templates, …): `null` empties it; each key's value is
+/// decoded over the value already under that key, so duplicates decode over earlier ones.
+impl<'de, V: DecodeOver<'de> + Default> DecodeOver<'de> for SortedMap<'de, V> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(MapVisitor(self, cx))
+    }
+}
+
+struct MapVisitor<'x, 'de, V>(&'x mut SortedMap<'de, V>, Cx);
+
+impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, 'de, V> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.clear();
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let slot = self.0.slot(key);
+            map.next_value_seed(Over(slot, self.1))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lets `SortedMap<Str>` (`fixedRows`) and sets use the map decoder.
+impl<'de> DecodeOver<'de> for Str<'de> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
+        *self = LenientStr.deserialize(d)?;
+        Ok(())
+    }
+}
+
+/// A StringSet (spec §4.2): `null` is empty; sorted and de-duplicated (our §9.7 fix).
+impl<'de> DecodeOver<'de> for StringSet<'de> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
+        let items = d.deserialize_any(StrListVisitor)?;
+        *self = StringSet::from_unsorted(items);
+        Ok(())
+    }
+}
+
+struct StrListVisitor;
+
+impl<'de> Visitor<'de> for StrListVisitor {
+    type Value = Vec<Str<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<Str<'de>>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Str<'de>>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(s) = seq.next_element_seed(LenientStr)? {
+            items.push(s);
+        }
+        Ok(items)
+    }
+}
+
+/// A JSON array of structs, each decoded into a fresh value: `null` is empty.
+struct ListVisitor<T>(Cx, std::marker::PhantomData<T>);
+
+impl<'de, T: DecodeOver<'de> + Default> Visitor<'de> for ListVisitor<T> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let mut item = T::default();
+            if seq.next_element_seed(Over(&mut item, self.0))?.is_none() {
+                return Ok(items);
+            }
+            items.push(item);
+        }
+    }
+}
+
+struct ListSeed<T>(Cx, std::marker::PhantomData<T>);
+
+impl<'de, T: DecodeOver<'de> + Default> DeserializeSeed<'de> for ListSeed<T> {
+    type Value = Vec<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_any(ListVisitor(self.0, std::marker::PhantomData))
+    }
+}
+
+fn decode_list<'de, T: DecodeOver<'de> + Default, A: MapAccess<'de>>(
+    map: &mut A,
+    cx: Cx,
+) -> Result<Vec<T>, A::Error> {
+    map.next_value_seed(ListSeed(cx, std::marker::PhantomData))
+}
+
+// ---- the report ----------------------------------------------------------------------
+
+struct ReportSeed<'x, 'a>(&'x mut Report<'a>, Cx);
+
+impl<'de> DeserializeSeed<'de> for ReportSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        // A report must be an object; `null`, arrays and scalars are errors (an empty body is
+        // an EOF error from the parser).
+        d.deserialize_map(ReportVisitor(self.0, self.1))
+    }
+}
+
+struct ReportVisitor<'x, 'a>(&'x mut Report<'a>, Cx);
+
+impl<'de> Visitor<'de> for ReportVisitor<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a report object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (r, cx) = (self.0, self.1);
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match &*key {
+                "TS" => map.next_value_seed(TimeOver(&mut r.ts))?,
+                "DNS" => map.next_value_seed(Over(&mut r.dns, cx))?,
+                "nodes" => map.next_value_seed(Over(&mut r.bug_dns, cx))?,
+                "Sampling" => map.next_value_seed(Over(&mut r.sampling, cx))?,
+                "Window" => r.window_ns = map.next_value_seed(LenientInt)?,
+                "Shortcut" => r.shortcut = map.next_value_seed(StrictBool)?,
+                "Plugins" => {
+                    // An array in, keyed by id in memory: duplicates collapse, last wins (§5.5).
+                    let specs: Vec<PluginSpec<'de>> = decode_list(&mut map, cx)?;
+                    r.plugins = PluginSpecs::default();
+                    for spec in specs {
+                        r.plugins.insert(spec);
+                    }
+                }
+                "ID" => decode_str(&mut map, &mut r.id)?,
+                other => match TopologyKind::from_wire_key(other) {
+                    Some(k) => map.next_value_seed(Over(r.topology_mut(k), cx))?,
+                    None => skip(&mut map)?,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Fields<'de> for Topology<'de> {
+    const EXPECTING: &'static str = "a topology object";
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+        match key {
+            "shape" => decode_str(map, &mut self.shape),
+            "tag" => decode_str(map, &mut self.tag),
+            "label" => decode_str(map, &mut self.label),
+            "label_plural" => decode_str(map, &mut self.label_plural),
+            "nodes" => map.next_value_seed(Over(&mut self.nodes, cx)),
+            "controls" => map.next_value_seed(Over(&mut self.controls, cx)),
+            "metadata_templates" => map.next_value_seed(Over(&mut self.metadata_templates, cx)),
+            "metric_templates" => map.next_value_seed(Over(&mut self.metric_templates, cx)),
+            "table_templates" => map.next_value_seed(Over(&mut self.table_templates, cx)),
+            _ => skip(map),
+        }
+    }
+}
+
+// ---- nodes ---------------------------------------------------------------------------
+
+impl<'de> DecodeOver<'de> for Node<'de> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(NodeVisitor(self, cx))
+    }
+}
+
+struct NodeVisitor<'x, 'de>(&'x mut Node<'de>, Cx);
+
+impl<'de> Visitor<'de> for NodeVisitor<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a node object")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = Node::default();
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (n, cx) = (self.0, self.1);
+        let mut latest_controls: SortedMap<'de, LegacyControl> = SortedMap::new();
+        let mut counters: SortedMap<'de, Counter> = SortedMap::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match &*key {
+                "id" => decode_str(&mut map, &mut n.id)?,
+                "topology" => decode_str(&mut map, &mut n.topology)?,
+                "sets" => map.next_value_seed(Over(&mut n.sets, cx))?,
+                "adjacency" => map.next_value_seed(Over(&mut n.adjacency, cx))?,
+                "latest" => map.next_value_seed(Over(&mut n.latest.map, cx))?,
+                "metrics" => map.next_value_seed(Over(&mut n.metrics, cx))?,
+                "parents" => map.next_value_seed(Over(&mut n.parents, cx))?,
+                "children" => {
+                    // Keyed by each element's id; a later element replaces an earlier one.
+                    let nodes: Vec<Node<'de>> = decode_list(&mut map, cx)?;
+                    n.children = NodeSet::default();
+                    for child in nodes {
+                        n.children.insert(child);
+                    }
+                }
+                "latestControls" => map.next_value_seed(Over(&mut latest_controls, cx))?,
+                "counters" => map.next_value_seed(Over(&mut counters, cx))?,
+                _ => skip(&mut map)?,
+            }
+        }
+        apply_latest_controls(&mut n.latest, latest_controls);
+        apply_counters(&mut n.latest, counters, cx.now);
+        Ok(())
+    }
+}
+
+/// One legacy `latestControls` entry: `{"timestamp", "value": {"dead": bool}}` (spec §4.3).
+#[derive(Default)]
+struct LegacyControl {
+    timestamp: Time,
+    dead: bool,
+}
+
+impl<'de> DecodeOver<'de> for LegacyControl {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(StructVisitor(self, cx))
+    }
+}
+
+impl<'de> Fields<'de> for LegacyControl {
+    const EXPECTING: &'static str = "a latestControls entry";
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+        match key {
+            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp)),
+            "value" => {
+                let mut v = LegacyControlValue::default();
+                map.next_value_seed(Over(&mut v, cx))?;
+                self.dead = v.dead;
+                Ok(())
+            }
+            _ => skip(map),
+        }
+    }
+}
+
+#[derive(Default)]
+struct LegacyControlValue {
+    dead: bool,
+}
+
+impl<'de> DecodeOver<'de> for LegacyControlValue {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+        d.deserialize_any(StructVisitor(self, cx))
+    }
+}
+
+impl<'de> Fields<'de> for LegacyControlValue {
+    const EXPECTING: &'static str = "a control state object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "dead" => self.dead = map.next_value_seed(StrictBool)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// A legacy counter value.
+#[derive(Default)]
+struct Counter(i64);
+
+impl<'de> DecodeOver<'de> for Counter {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
+        self.0 = LenientInt.deserialize(d)?;
+        Ok(())
+    }
+}
+
+/// spec §4.3: `latestControls` becomes `latest.active_controls`: the non-dead IDs joined with
+/// `;`, stamped with the newest non-dead timestamp (zero when all are dead). Go joins them in
+/// random map order; we use sorted order so the result is deterministic.
+fn apply_latest_controls<'de>(
+    latest: &mut LatestMap<'de>,
+    controls: SortedMap<'de, LegacyControl>,
+) {
+    if controls.is_empty() {
+        return;
+    }
+    let mut ids = String::new();
+    let mut newest = Time::ZERO;
+    for (id, c) in controls.iter().filter(|(_, c)| !c.dead) {
+        if !ids.is_empty() {
+            ids.push(';');
+        }
+        ids.push_str(id);
+        newest = newest.max(c.timestamp);
+    }
+    latest.insert("active_controls", newest, ids);
+}
+
+/// spec §4.3: each legacy counter `k: v` becomes `latest["count_<k>"]` = v plus the integer
+/// already there (if any), stamped `now`.
+fn apply_counters<'de>(latest: &mut LatestMap<'de>, counters: SortedMap<'de, Counter>, now: Time) {
+    for (k, v) in counters.iter() {
+        let key = format!("count_{k}");
+        let existing = latest
+            .get(&key)
+            .and_then(|e| e.value.parse::<i64>().ok())
+            .unwrap_or(0);
+        latest.insert(key, now, v.0.wrapping_add(existing).to_string());
+    }
+}
+
+impl<'de> Fields<'de> for LatestEntry<'de> {
+    const EXPECTING: &'static str = "a latest entry object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp)),
+            "value" => decode_str(map, &mut self.value),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for Metric {
+    const EXPECTING: &'static str = "a metric object";
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+        match key {
+            "samples" => self.samples = decode_list(map, cx)?,
+            "min" => self.min = map.next_value_seed(LenientFloat)?,
+            "max" => self.max = map.next_value_seed(LenientFloat)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Fields<'de> for Sample {
+    const EXPECTING: &'static str = "a sample object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "date" => map.next_value_seed(TimeOver(&mut self.date))?,
+            "value" => self.value = map.next_value_seed(LenientFloat)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+// ---- other structs -------------------------------------------------------------------
+
+impl<'de> Fields<'de> for Control<'de> {
+    const EXPECTING: &'static str = "a control object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "human" => decode_str(map, &mut self.human),
+            "icon" => decode_str(map, &mut self.icon),
+            "confirmation" => decode_str(map, &mut self.confirmation),
+            "rank" => {
+                self.rank = map.next_value_seed(LenientInt)?;
+                Ok(())
+            }
+            "probeId" => decode_str(map, &mut self.probe_id),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for MetadataTemplate<'de> {
+    const EXPECTING: &'static str = "a metadata template object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "label" => decode_str(map, &mut self.label),
+            "truncate" => {
+                self.truncate = map.next_value_seed(LenientInt)?;
+                Ok(())
+            }
+            "dataType" => decode_str(map, &mut self.data_type),
+            "priority" => {
+                self.priority = map.next_value_seed(LenientFloat)?;
+                Ok(())
+            }
+            "from" => decode_str(map, &mut self.from),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for MetricTemplate<'de> {
+    const EXPECTING: &'static str = "a metric template object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "label" => decode_str(map, &mut self.label),
+            "format" => decode_str(map, &mut self.format),
+            "group" => decode_str(map, &mut self.group),
+            "priority" => {
+                self.priority = map.next_value_seed(LenientFloat)?;
+                Ok(())
+            }
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for TableTemplate<'de> {
+    const EXPECTING: &'static str = "a table template object";
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "label" => decode_str(map, &mut self.label),
+            "prefix" => decode_str(map, &mut self.prefix),
+            "type" => decode_str(map, &mut self.kind),
+            "columns" => {
+                self.columns = decode_list(map, cx)?;
+                Ok(())
+            }
+            "fixedRows" => map.next_value_seed(Over(&mut self.fixed_rows, cx)),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for Column<'de> {
+    const EXPECTING: &'static str = "a column object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "label" => decode_str(map, &mut self.label),
+            "dataType" => decode_str(map, &mut self.data_type),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for DnsRecord<'de> {
+    const EXPECTING: &'static str = "a DNS record object";
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+        match key {
+            "forward" => map.next_value_seed(Over(&mut self.forward, cx)),
+            "reverse" => map.next_value_seed(Over(&mut self.reverse, cx)),
+            _ => skip(map),
+        }
+    }
+}
+
+impl<'de> Fields<'de> for Sampling {
+    const EXPECTING: &'static str = "a sampling object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "Count" => self.count = map.next_value_seed(LenientUint)?,
+            "Total" => self.total = map.next_value_seed(LenientUint)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Fields<'de> for PluginSpec<'de> {
+    const EXPECTING: &'static str = "a plugin spec object";
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        _cx: Cx,
+    ) -> Result<(), A::Error> {
+        match key {
+            "id" => decode_str(map, &mut self.id),
+            "label" => decode_str(map, &mut self.label),
+            "description" => decode_str(map, &mut self.description),
+            "api_version" => decode_str(map, &mut self.api_version),
+            "status" => decode_str(map, &mut self.status),
+            "interfaces" => {
+                self.interfaces = map.next_value_seed(StrList)?;
+                Ok(())
+            }
+            _ => skip(map),
+        }
+    }
+}
+
+/// An array of strings kept in order (`interfaces`).
+struct StrList;
+
+impl<'de> DeserializeSeed<'de> for StrList {
+    type Value = Vec<Str<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Str<'de>>, D::Error> {
+        d.deserialize_any(StrListVisitor)
+    }
+}

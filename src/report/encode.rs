@@ -1,0 +1,437 @@
+//! [`Report`] → JSON that Scope's app accepts (spec §1.9–§1.12, §2–§5).
+//!
+//! Owns the writer: Go's key names and field order (struct order for topologies), Go's
+//! `omitempty` choices, `null` for empty `sets`/`parents`/`children` like Go, RFC 3339 times
+//! in Go's form and `Window` in nanoseconds. Output is deterministic: maps are written in key
+//! order. Does not own compression or transport.
+
+use super::model::{
+    Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
+    PluginSpec, Sets, SortedMap, StringSet, TableTemplate, Topology,
+};
+use super::time::Time;
+use super::{Report, STRUCT_ORDER, Str};
+
+/// Appends `report` as JSON to `out`. Writing to a `Vec` cannot fail, so there is no error.
+pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
+    let mut w = Obj::open(out);
+    w.key(b"TS");
+    time(w.out, &report.ts);
+    for k in STRUCT_ORDER {
+        w.key(k.wire_key().as_bytes());
+        topology(w.out, report.topology(k));
+    }
+    if !report.dns.is_empty() {
+        w.key(b"DNS");
+        dns(w.out, &report.dns);
+    }
+    if !report.bug_dns.is_empty() {
+        w.key(b"nodes");
+        dns(w.out, &report.bug_dns);
+    }
+    w.key(b"Sampling");
+    w.out.extend_from_slice(b"{\"Count\":");
+    uint(w.out, report.sampling.count);
+    w.out.extend_from_slice(b",\"Total\":");
+    uint(w.out, report.sampling.total);
+    w.out.push(b'}');
+    w.key(b"Window");
+    int(w.out, report.window_ns);
+    w.key(b"Shortcut");
+    w.out
+        .extend_from_slice(if report.shortcut { b"true" } else { b"false" });
+    w.key(b"Plugins");
+    w.out.push(b'[');
+    for (i, spec) in report.plugins.iter().enumerate() {
+        if i > 0 {
+            w.out.push(b',');
+        }
+        plugin_spec(w.out, spec);
+    }
+    w.out.push(b']');
+    w.str_field(b"ID", &report.id);
+    w.close();
+}
+
+/// Writes one object's `{`, commas between fields and `}`.
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Obj<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Obj<'o> {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    /// Writes `"key":` (keys are our own constants and need no escaping).
+    fn key(&mut self, key: &[u8]) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key);
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A data-map key, escaped.
+    fn data_key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        string(self.out, key);
+        self.out.push(b':');
+    }
+
+    fn str_field(&mut self, key: &[u8], v: &str) {
+        self.key(key);
+        string(self.out, v);
+    }
+
+    /// A string field tagged `omitempty`.
+    fn opt_str(&mut self, key: &[u8], v: &str) {
+        if !v.is_empty() {
+            self.str_field(key, v);
+        }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn topology(out: &mut Vec<u8>, t: &Topology<'_>) {
+    let mut w = Obj::open(out);
+    w.opt_str(b"shape", &t.shape);
+    w.opt_str(b"tag", &t.tag);
+    w.opt_str(b"label", &t.label);
+    w.opt_str(b"label_plural", &t.label_plural);
+    if !t.nodes.is_empty() {
+        w.key(b"nodes");
+        map(w.out, &t.nodes, node);
+    }
+    if !t.controls.is_empty() {
+        w.key(b"controls");
+        map(w.out, &t.controls, control);
+    }
+    if !t.metadata_templates.is_empty() {
+        w.key(b"metadata_templates");
+        map(w.out, &t.metadata_templates, metadata_template);
+    }
+    if !t.metric_templates.is_empty() {
+        w.key(b"metric_templates");
+        map(w.out, &t.metric_templates, metric_template);
+    }
+    if !t.table_templates.is_empty() {
+        w.key(b"table_templates");
+        map(w.out, &t.table_templates, table_template);
+    }
+    w.close();
+}
+
+fn map<V>(out: &mut Vec<u8>, m: &SortedMap<'_, V>, mut value: impl FnMut(&mut Vec<u8>, &V)) {
+    let mut w = Obj::open(out);
+    for (k, v) in m.iter() {
+        w.data_key(k);
+        value(w.out, v);
+    }
+    w.close();
+}
+
+fn node(out: &mut Vec<u8>, n: &Node<'_>) {
+    let mut w = Obj::open(out);
+    w.opt_str(b"id", &n.id);
+    w.opt_str(b"topology", &n.topology);
+    // Go never omits these struct-typed fields and writes empty ones as null (§4.1).
+    w.key(b"sets");
+    sets(w.out, &n.sets);
+    if !n.adjacency.is_empty() {
+        w.key(b"adjacency");
+        string_set(w.out, &n.adjacency);
+    }
+    if !n.latest.is_empty() {
+        w.key(b"latest");
+        latest(w.out, &n.latest);
+    }
+    if !n.metrics.is_empty() {
+        w.key(b"metrics");
+        map(w.out, &n.metrics, metric);
+    }
+    w.key(b"parents");
+    sets(w.out, &n.parents);
+    w.key(b"children");
+    if n.children.is_empty() {
+        w.out.extend_from_slice(b"null");
+    } else {
+        w.out.push(b'[');
+        for (i, child) in n.children.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            node(w.out, child);
+        }
+        w.out.push(b']');
+    }
+    w.close();
+}
+
+fn sets(out: &mut Vec<u8>, s: &Sets<'_>) {
+    if s.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        map(out, s, string_set);
+    }
+}
+
+fn string_set(out: &mut Vec<u8>, s: &StringSet<'_>) {
+    out.push(b'[');
+    for (i, item) in s.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, item);
+    }
+    out.push(b']');
+}
+
+fn latest(out: &mut Vec<u8>, m: &LatestMap<'_>) {
+    map(out, &m.map, |out, e| {
+        out.extend_from_slice(b"{\"timestamp\":");
+        time(out, &e.timestamp);
+        out.extend_from_slice(b",\"value\":");
+        string(out, &e.value);
+        out.push(b'}');
+    });
+}
+
+fn metric(out: &mut Vec<u8>, m: &Metric) {
+    let mut w = Obj::open(out);
+    if !m.samples.is_empty() {
+        w.key(b"samples");
+        w.out.push(b'[');
+        for (i, s) in m.samples.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            w.out.extend_from_slice(b"{\"date\":");
+            time(w.out, &s.date);
+            w.out.extend_from_slice(b",\"value\":");
+            float(w.out, s.value);
+            w.out.push(b'}');
+        }
+        w.out.push(b']');
+    }
+    w.key(b"min");
+    float(w.out, m.min);
+    w.key(b"max");
+    float(w.out, m.max);
+    w.close();
+}
+
+fn control(out: &mut Vec<u8>, c: &Control<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &c.id);
+    w.str_field(b"human", &c.human);
+    w.str_field(b"icon", &c.icon);
+    w.opt_str(b"confirmation", &c.confirmation);
+    w.key(b"rank");
+    int(w.out, c.rank);
+    w.opt_str(b"probeId", &c.probe_id);
+    w.close();
+}
+
+fn metadata_template(out: &mut Vec<u8>, t: &MetadataTemplate<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &t.id);
+    w.opt_str(b"label", &t.label);
+    if t.truncate != 0 {
+        w.key(b"truncate");
+        int(w.out, t.truncate);
+    }
+    w.opt_str(b"dataType", &t.data_type);
+    if t.priority != 0.0 {
+        w.key(b"priority");
+        float(w.out, t.priority);
+    }
+    w.opt_str(b"from", &t.from);
+    w.close();
+}
+
+fn metric_template(out: &mut Vec<u8>, t: &MetricTemplate<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &t.id);
+    w.opt_str(b"label", &t.label);
+    w.opt_str(b"format", &t.format);
+    w.opt_str(b"group", &t.group);
+    if t.priority != 0.0 {
+        w.key(b"priority");
+        float(w.out, t.priority);
+    }
+    w.close();
+}
+
+fn table_template(out: &mut Vec<u8>, t: &TableTemplate<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &t.id);
+    w.str_field(b"label", &t.label);
+    w.str_field(b"prefix", &t.prefix);
+    w.str_field(b"type", &t.kind);
+    w.key(b"columns");
+    if t.columns.is_empty() {
+        w.out.extend_from_slice(b"null");
+    } else {
+        w.out.push(b'[');
+        for (i, c) in t.columns.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            column(w.out, c);
+        }
+        w.out.push(b']');
+    }
+    w.key(b"fixedRows");
+    if t.fixed_rows.is_empty() {
+        w.out.extend_from_slice(b"null");
+    } else {
+        map(w.out, &t.fixed_rows, |out, v: &Str<'_>| string(out, v));
+    }
+    w.close();
+}
+
+fn column(out: &mut Vec<u8>, c: &Column<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &c.id);
+    w.str_field(b"label", &c.label);
+    w.str_field(b"dataType", &c.data_type);
+    w.close();
+}
+
+fn dns(out: &mut Vec<u8>, d: &DnsRecords<'_>) {
+    map(out, d, |out, r| {
+        let mut w = Obj::open(out);
+        if !r.forward.is_empty() {
+            w.key(b"forward");
+            string_set(w.out, &r.forward);
+        }
+        if !r.reverse.is_empty() {
+            w.key(b"reverse");
+            string_set(w.out, &r.reverse);
+        }
+        w.close();
+    });
+}
+
+fn plugin_spec(out: &mut Vec<u8>, s: &PluginSpec<'_>) {
+    let mut w = Obj::open(out);
+    w.str_field(b"id", &s.id);
+    w.str_field(b"label", &s.label);
+    w.opt_str(b"description", &s.description);
+    w.key(b"interfaces");
+    if s.interfaces.is_empty() {
+        w.out.extend_from_slice(b"null");
+    } else {
+        w.out.push(b'[');
+        for (i, x) in s.interfaces.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            string(w.out, x);
+        }
+        w.out.push(b']');
+    }
+    w.opt_str(b"api_version", &s.api_version);
+    w.opt_str(b"status", &s.status);
+    w.close();
+}
+
+fn time(out: &mut Vec<u8>, t: &Time) {
+    out.push(b'"');
+    t.write_rfc3339(out);
+    out.push(b'"');
+}
+
+fn int(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    uint(out, v.unsigned_abs());
+}
+
+fn uint(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Shortest text that reads back as the same `f64`. Decoded values are always finite; a
+/// non-finite value built in code is written as 0 to keep the output valid JSON.
+fn float(out: &mut Vec<u8>, v: f64) {
+    if !v.is_finite() {
+        out.push(b'0');
+        return;
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        int(out, v as i64);
+        return;
+    }
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{v:?}");
+}
+
+/// Which bytes need escaping in a JSON string: 0 = none, `u` = `\u00XX`, else the letter
+/// after the backslash.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}

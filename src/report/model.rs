@@ -1,0 +1,635 @@
+//! The report's building blocks: topologies, nodes and their maps (spec §3–§5).
+//!
+//! Owns the in-memory shape of every Scope type below [`Report`](super::Report) and their
+//! accessors. Every map is a `Vec` sorted by key (byte order, like Go's string comparison), so
+//! lookups are binary searches, merges are merge-joins that move values, and encoding order is
+//! deterministic. Strings are [`Str`] borrowed from the decoded body. Decoding, merging and
+//! encoding live in their own modules.
+
+use super::Str;
+use super::time::Time;
+
+/// A map from string keys to `V`, sorted by key with unique keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortedMap<'a, V> {
+    /// Invariant: strictly increasing keys.
+    entries: Vec<(Str<'a>, V)>,
+}
+
+impl<V> Default for SortedMap<'_, V> {
+    fn default() -> Self {
+        SortedMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<'a, V> SortedMap<'a, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.find(key).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The value under `key`, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.find(key).ok().map(move |i| &mut self.entries[i].1)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Inserts or replaces the value under `key`; returns the replaced value.
+    pub fn insert(&mut self, key: impl Into<Str<'a>>, value: V) -> Option<V> {
+        let key = key.into();
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes and returns the value under `key`.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.find(key).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str<'a>, &V)> + '_ {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Entries in key order, values mutable.
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&Str<'a>, &mut V)> + '_ {
+        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.entries.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// The slot for `key`, created with `V::default()` when missing. Decoders fill values
+    /// through this so a later duplicate key is decoded over the earlier value (spec §4.2). The
+    /// common case, keys arriving in sorted order, is an append.
+    pub(crate) fn slot(&mut self, key: Str<'a>) -> &mut V
+    where
+        V: Default,
+    {
+        let at = match self.entries.last() {
+            Some((last, _)) if last.as_ref() < key.as_ref() => self.entries.len(),
+            None => 0,
+            _ => match self.find(&key) {
+                Ok(i) => return &mut self.entries[i].1,
+                Err(i) => i,
+            },
+        };
+        self.entries.insert(at, (key, V::default()));
+        &mut self.entries[at].1
+    }
+
+    pub(crate) fn into_entries(self) -> Vec<(Str<'a>, V)> {
+        self.entries
+    }
+
+    /// Builds from entries that must already be sorted by unique key (merge output).
+    pub(crate) fn from_sorted(entries: Vec<(Str<'a>, V)>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        SortedMap { entries }
+    }
+
+    pub(crate) fn map_entries<'b, W>(
+        self,
+        mut f: impl FnMut(Str<'a>, V) -> (Str<'b>, W),
+    ) -> SortedMap<'b, W> {
+        SortedMap {
+            entries: self.entries.into_iter().map(|(k, v)| f(k, v)).collect(),
+        }
+    }
+}
+
+/// A set of strings, sorted by bytes and duplicate-free (Scope's `StringSet`/`IDList`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StringSet<'a> {
+    /// Invariant: strictly increasing.
+    items: Vec<Str<'a>>,
+}
+
+impl<'a> StringSet<'a> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a set from strings in any order; sorts and removes duplicates (spec §9.7: Go
+    /// keeps unsorted input as sent and then merges it wrongly; we normalise on decode).
+    pub fn from_unsorted(mut items: Vec<Str<'a>>) -> Self {
+        if !items.windows(2).all(|w| w[0] < w[1]) {
+            items.sort_unstable();
+            items.dedup();
+        }
+        StringSet { items }
+    }
+
+    /// Adds one string.
+    pub fn insert(&mut self, s: impl Into<Str<'a>>) {
+        let s = s.into();
+        if let Err(i) = self.items.binary_search(&s) {
+            self.items.insert(i, s);
+        }
+    }
+
+    /// Whether `s` is in the set.
+    pub fn contains(&self, s: &str) -> bool {
+        self.items.binary_search_by(|x| x.as_ref().cmp(s)).is_ok()
+    }
+
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Strings in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.items.iter().map(|s| s.as_ref())
+    }
+
+    pub(crate) fn into_items(self) -> Vec<Str<'a>> {
+        self.items
+    }
+
+    pub(crate) fn from_sorted(items: Vec<Str<'a>>) -> Self {
+        debug_assert!(items.windows(2).all(|w| w[0] < w[1]));
+        StringSet { items }
+    }
+}
+
+/// Scope's `Sets`: key → [`StringSet`] (node `sets` and `parents`, spec §4.2).
+pub type Sets<'a> = SortedMap<'a, StringSet<'a>>;
+
+/// One latest-map value (spec §4.2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatestEntry<'a> {
+    /// When the value was set; zero when absent on the wire.
+    pub timestamp: Time,
+    /// The value (always a string).
+    pub value: Str<'a>,
+}
+
+/// Scope's `StringLatestMap`: key → timestamped string (spec §4.2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatestMap<'a> {
+    pub(crate) map: SortedMap<'a, LatestEntry<'a>>,
+}
+
+impl<'a> LatestMap<'a> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The entry under `key`.
+    pub fn get(&self, key: &str) -> Option<&LatestEntry<'a>> {
+        self.map.get(key)
+    }
+
+    /// Sets `key` to `value` stamped `timestamp`, replacing any entry.
+    pub fn insert(&mut self, key: impl Into<Str<'a>>, timestamp: Time, value: impl Into<Str<'a>>) {
+        self.map.insert(
+            key,
+            LatestEntry {
+                timestamp,
+                value: value.into(),
+            },
+        );
+    }
+
+    /// Removes the entry under `key`.
+    pub fn remove(&mut self, key: &str) -> Option<LatestEntry<'a>> {
+        self.map.remove(key)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str<'a>, &LatestEntry<'a>)> + '_ {
+        self.map.iter()
+    }
+}
+
+/// One metric sample (spec §4.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// When it was taken.
+    pub date: Time,
+    /// The value.
+    pub value: f64,
+}
+
+/// A time series with display bounds (spec §4.2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metric {
+    /// Samples in strictly increasing date order (not checked; merges rely on it).
+    pub samples: Vec<Sample>,
+    /// Lower display bound.
+    pub min: f64,
+    /// Upper display bound.
+    pub max: f64,
+}
+
+/// Metric id → metric.
+pub type Metrics<'a> = SortedMap<'a, Metric>;
+
+/// A node (spec §4).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Node<'a> {
+    /// Node ID; should equal its key in `nodes`.
+    pub id: Str<'a>,
+    /// Internal topology name (`host`, `container_image`, …), or empty.
+    pub topology: Str<'a>,
+    /// String-set attributes.
+    pub sets: Sets<'a>,
+    /// Outgoing edges.
+    pub adjacency: StringSet<'a>,
+    /// Scalar metadata.
+    pub latest: LatestMap<'a>,
+    /// Time series.
+    pub metrics: Metrics<'a>,
+    /// Internal topology name → parent node IDs.
+    pub parents: Sets<'a>,
+    /// Child nodes keyed by their `id`.
+    pub children: NodeSet<'a>,
+}
+
+impl<'a> Node<'a> {
+    /// A node with only its ID set (Go's `MakeNode`).
+    pub fn new(id: impl Into<Str<'a>>) -> Node<'a> {
+        Node {
+            id: id.into(),
+            ..Node::default()
+        }
+    }
+}
+
+/// Node ID → node: a topology's `nodes`.
+pub type Nodes<'a> = SortedMap<'a, Node<'a>>;
+
+/// Scope's `NodeSet` (node `children`): nodes keyed by their own `id` (spec §4.2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeSet<'a> {
+    /// Invariant: strictly increasing `id`s.
+    pub(crate) nodes: Vec<Node<'a>>,
+}
+
+impl<'a> NodeSet<'a> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `node`, replacing one with the same `id`.
+    pub fn insert(&mut self, node: Node<'a>) {
+        match self.nodes.binary_search_by(|n| n.id.as_ref().cmp(&node.id)) {
+            Ok(i) => self.nodes[i] = node,
+            Err(i) => self.nodes.insert(i, node),
+        }
+    }
+
+    /// The node with this `id`.
+    pub fn get(&self, id: &str) -> Option<&Node<'a>> {
+        self.nodes
+            .binary_search_by(|n| n.id.as_ref().cmp(id))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Nodes in `id` order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Node<'a>> + '_ {
+        self.nodes.iter()
+    }
+}
+
+/// A control definition (spec §5.1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Control<'a> {
+    /// Control ID (the plugin host uses the map key instead, §7.6).
+    pub id: Str<'a>,
+    /// Button label.
+    pub human: Str<'a>,
+    /// Font Awesome class.
+    pub icon: Str<'a>,
+    /// Confirmation question.
+    pub confirmation: Str<'a>,
+    /// Display order.
+    pub rank: i64,
+    /// Probe that carries it out (`probeId`, master only).
+    pub probe_id: Str<'a>,
+}
+
+/// Control ID → control.
+pub type Controls<'a> = SortedMap<'a, Control<'a>>;
+
+/// How to show one latest/sets/counter value (spec §5.2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetadataTemplate<'a> {
+    /// The key looked up in the node.
+    pub id: Str<'a>,
+    /// Label.
+    pub label: Str<'a>,
+    /// Truncation length.
+    pub truncate: i64,
+    /// `dataType`.
+    pub data_type: Str<'a>,
+    /// Sort priority; the higher wins merges (§6.1.5).
+    pub priority: f64,
+    /// `latest`, `sets` or `counters`.
+    pub from: Str<'a>,
+}
+
+/// How to show one metric (spec §5.3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricTemplate<'a> {
+    /// The key looked up in `node.metrics`.
+    pub id: Str<'a>,
+    /// Label.
+    pub label: Str<'a>,
+    /// `""`, `filesize`, `integer` or `percent`.
+    pub format: Str<'a>,
+    /// Group.
+    pub group: Str<'a>,
+    /// Sort priority; the higher wins merges (§6.1.5).
+    pub priority: f64,
+}
+
+/// A table column (spec §5.4).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Column<'a> {
+    /// Column ID.
+    pub id: Str<'a>,
+    /// Label.
+    pub label: Str<'a>,
+    /// `dataType`.
+    pub data_type: Str<'a>,
+}
+
+/// How to show a table (spec §5.4).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableTemplate<'a> {
+    /// Table ID.
+    pub id: Str<'a>,
+    /// Label.
+    pub label: Str<'a>,
+    /// Latest-key prefix of the cells.
+    pub prefix: Str<'a>,
+    /// `type`: `""`, `property-list` or `multicolumn-table`.
+    pub kind: Str<'a>,
+    /// Columns, in order.
+    pub columns: Vec<Column<'a>>,
+    /// `fixedRows`.
+    pub fixed_rows: SortedMap<'a, Str<'a>>,
+}
+
+/// Key → metadata template.
+pub type MetadataTemplates<'a> = SortedMap<'a, MetadataTemplate<'a>>;
+/// Key → metric template.
+pub type MetricTemplates<'a> = SortedMap<'a, MetricTemplate<'a>>;
+/// Key → table template.
+pub type TableTemplates<'a> = SortedMap<'a, TableTemplate<'a>>;
+
+/// One topology (spec §3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Topology<'a> {
+    /// Node shape.
+    pub shape: Str<'a>,
+    /// Secondary icon.
+    pub tag: Str<'a>,
+    /// Singular label.
+    pub label: Str<'a>,
+    /// Plural label (`label_plural`).
+    pub label_plural: Str<'a>,
+    /// Node ID → node.
+    pub nodes: Nodes<'a>,
+    /// Control definitions.
+    pub controls: Controls<'a>,
+    /// `metadata_templates`.
+    pub metadata_templates: MetadataTemplates<'a>,
+    /// `metric_templates`.
+    pub metric_templates: MetricTemplates<'a>,
+    /// `table_templates`.
+    pub table_templates: TableTemplates<'a>,
+}
+
+/// DNS names of one address (spec §5.6).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DnsRecord<'a> {
+    /// Forward names.
+    pub forward: StringSet<'a>,
+    /// Reverse names.
+    pub reverse: StringSet<'a>,
+}
+
+/// IP → DNS record.
+pub type DnsRecords<'a> = SortedMap<'a, DnsRecord<'a>>;
+
+/// Packet-sampling counters (spec §5.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sampling {
+    /// `Count`.
+    pub count: u64,
+    /// `Total`.
+    pub total: u64,
+}
+
+/// A plugin's description (spec §5.5).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginSpec<'a> {
+    /// Plugin ID.
+    pub id: Str<'a>,
+    /// Label; must be non-empty.
+    pub label: Str<'a>,
+    /// Description (never checked).
+    pub description: Str<'a>,
+    /// Must equal the probe's, `"1"`.
+    pub api_version: Str<'a>,
+    /// Set by the host: `ok` or `error: …`.
+    pub status: Str<'a>,
+    /// `reporter`, `controller`, … in the order sent.
+    pub interfaces: Vec<Str<'a>>,
+}
+
+/// Plugin specs keyed by `id` (spec §5.5): duplicates collapse, the last one wins.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginSpecs<'a> {
+    /// Invariant: strictly increasing `id`s.
+    pub(crate) specs: Vec<PluginSpec<'a>>,
+}
+
+impl<'a> PluginSpecs<'a> {
+    /// No specs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of distinct ids.
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Specs in `id` order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &PluginSpec<'a>> + '_ {
+        self.specs.iter()
+    }
+
+    /// Specs in `id` order, mutable (changing an `id` through this breaks the order; use
+    /// [`PluginSpecs::insert`] for that).
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = &mut PluginSpec<'a>> + '_ {
+        self.specs.iter_mut()
+    }
+
+    /// The spec with this id.
+    pub fn get(&self, id: &str) -> Option<&PluginSpec<'a>> {
+        self.specs
+            .binary_search_by(|s| s.id.as_ref().cmp(id))
+            .ok()
+            .map(|i| &self.specs[i])
+    }
+
+    /// Adds `spec`, replacing the one with the same id (returned).
+    pub fn insert(&mut self, spec: PluginSpec<'a>) -> Option<PluginSpec<'a>> {
+        match self.specs.binary_search_by(|s| s.id.as_ref().cmp(&spec.id)) {
+            Ok(i) => Some(std::mem::replace(&mut self.specs[i], spec)),
+            Err(i) => {
+                self.specs.insert(i, spec);
+                None
+            }
+        }
+    }
+
+    /// Same as [`PluginSpecs::insert`].
+    pub fn replace(&mut self, spec: PluginSpec<'a>) -> Option<PluginSpec<'a>> {
+        self.insert(spec)
+    }
+
+    /// Removes every spec.
+    pub fn clear(&mut self) {
+        self.specs.clear();
+    }
+
+    /// The first spec in id order (the one whose id the plugin host uses, §7.6).
+    pub fn first(&self) -> Option<&PluginSpec<'a>> {
+        self.specs.first()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn sorted_map_keeps_order_and_replaces() {
+        let mut m: SortedMap<'_, i32> = SortedMap::new();
+        m.insert("b", 1);
+        m.insert("a", 2);
+        assert_eq!(m.insert("b", 3), Some(1));
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(m.get("b"), Some(&3));
+        *m.slot(Cow::Borrowed("c")) = 4;
+        *m.slot(Cow::Borrowed("a")) += 10;
+        *m.slot(Cow::Borrowed("aa")) = 5;
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "aa", "b", "c"]);
+        assert_eq!(m.get("a"), Some(&12));
+        assert_eq!(m.remove("aa"), Some(5));
+        assert!(!m.contains_key("aa"));
+    }
+
+    // spec §9.7: sets are sorted and de-duplicated.
+    #[test]
+    fn string_set_normalises() {
+        let s = StringSet::from_unsorted(vec!["b".into(), "a".into(), "a".into(), "B".into()]);
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["B", "a", "b"]);
+        let mut s = s;
+        s.insert("c");
+        s.insert("a");
+        assert_eq!(s.len(), 4);
+        assert!(s.contains("c"));
+    }
+
+    // spec §5.5: duplicates collapse, the last one wins.
+    #[test]
+    fn plugin_specs_last_wins() {
+        let mut p = PluginSpecs::new();
+        p.insert(PluginSpec {
+            id: "b".into(),
+            label: "1".into(),
+            ..PluginSpec::default()
+        });
+        p.insert(PluginSpec {
+            id: "a".into(),
+            ..PluginSpec::default()
+        });
+        p.insert(PluginSpec {
+            id: "b".into(),
+            label: "2".into(),
+            ..PluginSpec::default()
+        });
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.get("b").map(|s| s.label.as_ref()), Some("2"));
+        assert_eq!(p.first().map(|s| s.id.as_ref()), Some("a"));
+    }
+}

@@ -1,0 +1,497 @@
+//! Go's `time.Time` as Scope puts it on the wire (spec §1.9).
+//!
+//! Owns: parsing RFC 3339 exactly as Go's `time.Time.UnmarshalJSON` accepts it, formatting like
+//! Go's `RFC3339Nano`, and comparing as instants. It does not own clocks: the core takes `now`
+//! as a parameter; [`Time::now`] exists for the command-line shell only.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds from 0001-01-01T00:00:00Z (Go's zero time) to the Unix epoch.
+const ZERO_UNIX_SECS: i64 = -62_135_596_800;
+
+/// An instant with the UTC offset it was written with.
+///
+/// Equality and ordering are by instant only (Go's `Equal`/`Before`/`After`, spec §1.9), so
+/// `2023-06-01T11:00:00+02:00 == 2023-06-01T09:00:00Z`. The offset only matters when the value
+/// is written again.
+#[derive(Clone, Copy, Debug)]
+pub struct Time {
+    /// Seconds since the Unix epoch.
+    secs: i64,
+    /// Invariant: `nanos < 1_000_000_000`.
+    nanos: u32,
+    /// `None` for a time written with `Z`; otherwise the `±hh:mm` offset in minutes. Go writes a
+    /// zero offset as `Z` either way (its `Z07:00` layout), so the distinction never reaches the
+    /// wire; it is kept so a value can say how it was written.
+    offset_min: Option<i16>,
+}
+
+/// Why a string is not an RFC 3339 time Go would accept (spec §1.9, §9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeParseError {
+    reason: &'static str,
+}
+
+impl fmt::Display for TimeParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason)
+    }
+}
+
+impl std::error::Error for TimeParseError {}
+
+impl Time {
+    /// Go's zero time, `0001-01-01T00:00:00Z`: the value of a missing timestamp.
+    pub const ZERO: Time = Time {
+        secs: ZERO_UNIX_SECS,
+        nanos: 0,
+        offset_min: None,
+    };
+
+    /// The current wall-clock time. Only the command-line shell calls this; everything else
+    /// takes `now` as a parameter.
+    pub fn now() -> Time {
+        Time::from_system(SystemTime::now())
+    }
+
+    /// Converts a system time (UTC).
+    pub fn from_system(t: SystemTime) -> Time {
+        let nanos = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i128::from(d.as_secs()) * 1_000_000_000 + i128::from(d.subsec_nanos()),
+            Err(e) => {
+                let d: Duration = e.duration();
+                -(i128::from(d.as_secs()) * 1_000_000_000 + i128::from(d.subsec_nanos()))
+            }
+        };
+        Time::from_unix_nanos_wide(nanos)
+    }
+
+    /// The UTC time `nanos` nanoseconds after the Unix epoch.
+    pub fn from_unix_nanos(nanos: i64) -> Time {
+        Time::from_unix_nanos_wide(i128::from(nanos))
+    }
+
+    fn from_unix_nanos_wide(nanos: i128) -> Time {
+        let secs = nanos.div_euclid(1_000_000_000);
+        let sub = nanos.rem_euclid(1_000_000_000);
+        Time {
+            secs: i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX }),
+            // rem_euclid keeps it in 0..1e9, which fits.
+            nanos: u32::try_from(sub).unwrap_or(0),
+            offset_min: None,
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch, saturated to the `i64` range (Go's `UnixNano` is
+    /// undefined outside it).
+    pub fn unix_nanos(&self) -> i64 {
+        let wide = i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos);
+        i64::try_from(wide).unwrap_or(if wide < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// Whether this is the zero instant (Go's `IsZero`, whatever the offset).
+    pub fn is_zero(&self) -> bool {
+        self.secs == ZERO_UNIX_SECS && self.nanos == 0
+    }
+
+    /// The offset it was written with, in minutes east of UTC (`None` for `Z`).
+    pub fn offset_minutes(&self) -> Option<i16> {
+        self.offset_min
+    }
+
+    /// Parses the RFC 3339 forms Go's `time.Time.UnmarshalJSON` accepts (spec §1.9):
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`, upper-case `T` and `Z` only, a fraction of
+    /// one or more digits introduced by `.` (or `,`, which Go also takes) and truncated to
+    /// nanoseconds, and ranges checked (including the day of the month).
+    pub fn parse(s: &str) -> Result<Time, TimeParseError> {
+        let b = s.as_bytes();
+        let err = |reason| Err(TimeParseError { reason });
+        if b.len() < 20 {
+            return err("too short for RFC 3339");
+        }
+        let year = digits(b, 0, 4).ok_or(TimeParseError { reason: "bad year" })?;
+        if b[4] != b'-' || b[7] != b'-' {
+            return err("bad date separator");
+        }
+        let month = digits(b, 5, 2).ok_or(TimeParseError {
+            reason: "bad month",
+        })?;
+        let day = digits(b, 8, 2).ok_or(TimeParseError { reason: "bad day" })?;
+        if b[10] != b'T' {
+            return err("expected upper-case 'T' between date and time");
+        }
+        let hour = digits(b, 11, 2).ok_or(TimeParseError { reason: "bad hour" })?;
+        if b[13] != b':' || b[16] != b':' {
+            return err("bad time separator");
+        }
+        let minute = digits(b, 14, 2).ok_or(TimeParseError {
+            reason: "bad minute",
+        })?;
+        let second = digits(b, 17, 2).ok_or(TimeParseError {
+            reason: "bad second",
+        })?;
+        if !(1..=12).contains(&month) {
+            return err("month out of range");
+        }
+        if day < 1 || day > days_in_month(year, month) {
+            return err("day out of range");
+        }
+        if hour > 23 {
+            return err("hour out of range");
+        }
+        if minute > 59 {
+            return err("minute out of range");
+        }
+        if second > 59 {
+            return err("second out of range");
+        }
+        let mut i = 19;
+        let mut nanos: u32 = 0;
+        if matches!(b.get(i), Some(b'.' | b',')) && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+            let mut n = 0;
+            while let Some(&c) = b.get(i) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                // Go keeps the first nine digits and drops the rest (spec §1.9).
+                if n < 9 {
+                    nanos = nanos * 10 + u32::from(c - b'0');
+                }
+                n += 1;
+                i += 1;
+            }
+            for _ in n..9 {
+                nanos *= 10;
+            }
+        }
+        let offset_min = match b.get(i) {
+            Some(b'Z') if b.len() == i + 1 => None,
+            Some(&sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+                let oh = digits(b, i + 1, 2).ok_or(TimeParseError {
+                    reason: "bad offset hour",
+                })?;
+                let om = digits(b, i + 4, 2).ok_or(TimeParseError {
+                    reason: "bad offset minute",
+                })?;
+                // Go rejects only offsets beyond 24 hours or 60 minutes.
+                if oh > 24 || om > 60 {
+                    return err("offset out of range");
+                }
+                let total = (oh * 60 + om) as i16;
+                Some(if sign == b'-' { -total } else { total })
+            }
+            Some(b'Z') => return err("extra text after 'Z'"),
+            None => return err("missing 'Z' or ±hh:mm offset"),
+            _ => return err("expected 'Z' or ±hh:mm offset"),
+        };
+        let days = days_from_civil(i64::from(year), month, day);
+        let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+        let secs = local - i64::from(offset_min.unwrap_or(0)) * 60;
+        Ok(Time {
+            secs,
+            nanos,
+            offset_min,
+        })
+    }
+
+    /// Appends the value the way Go's `RFC3339Nano` writes it (spec §1.9): trailing zeros of
+    /// the fraction trimmed, no fraction when it is zero, `Z` for a zero offset.
+    pub fn write_rfc3339(&self, out: &mut Vec<u8>) {
+        let off = i64::from(self.offset_min.unwrap_or(0));
+        let local = self.secs.saturating_add(off * 60);
+        let days = local.div_euclid(86_400);
+        let sod = local.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        if (0..=9999).contains(&y) {
+            push_num(out, y as u64, 4);
+        } else {
+            // Outside Go's four-digit range only values built in code can get here; write a
+            // sign and the full number rather than something that reads like a valid year.
+            if y < 0 {
+                out.push(b'-');
+            }
+            push_num(out, y.unsigned_abs(), 4);
+        }
+        out.push(b'-');
+        push_num(out, u64::from(m), 2);
+        out.push(b'-');
+        push_num(out, u64::from(d), 2);
+        out.push(b'T');
+        push_num(out, (sod / 3600) as u64, 2);
+        out.push(b':');
+        push_num(out, (sod / 60 % 60) as u64, 2);
+        out.push(b':');
+        push_num(out, (sod % 60) as u64, 2);
+        if self.nanos != 0 {
+            out.push(b'.');
+            let mut frac = self.nanos;
+            let mut width = 9;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            push_num(out, u64::from(frac), width);
+        }
+        if off == 0 {
+            out.push(b'Z');
+        } else {
+            out.push(if off < 0 { b'-' } else { b'+' });
+            let a = off.unsigned_abs();
+            push_num(out, a / 60, 2);
+            out.push(b':');
+            push_num(out, a % 60, 2);
+        }
+    }
+}
+
+impl Default for Time {
+    fn default() -> Time {
+        Time::ZERO
+    }
+}
+
+impl PartialEq for Time {
+    fn eq(&self, other: &Time) -> bool {
+        self.secs == other.secs && self.nanos == other.nanos
+    }
+}
+
+impl Eq for Time {}
+
+impl PartialOrd for Time {
+    fn partial_cmp(&self, other: &Time) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Time {
+    fn cmp(&self, other: &Time) -> Ordering {
+        (self.secs, self.nanos).cmp(&(other.secs, other.nanos))
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = Vec::with_capacity(40);
+        self.write_rfc3339(&mut buf);
+        f.write_str(&String::from_utf8_lossy(&buf))
+    }
+}
+
+impl serde::Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Reads `n` ASCII digits at `at`.
+fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b.get(at..at + n)? {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Some(v)
+}
+
+fn push_num(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = buf.len() - i;
+    for _ in len..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn is_leap(y: u32) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(t: Time) -> String {
+        t.to_string()
+    }
+
+    fn round(s: &str) -> String {
+        fmt(Time::parse(s).unwrap())
+    }
+
+    // spec §1.9: Go's zero time.
+    #[test]
+    fn zero_time_formats_like_go() {
+        assert_eq!(fmt(Time::ZERO), "0001-01-01T00:00:00Z");
+        assert!(Time::parse("0001-01-01T00:00:00Z").unwrap().is_zero());
+        // Zero instant written with an offset is still zero (Go's IsZero is about the instant).
+        assert!(Time::parse("0001-01-01T01:00:00+01:00").unwrap().is_zero());
+        assert!(!Time::parse("0001-01-01T00:00:01Z").unwrap().is_zero());
+        assert_eq!(Time::default(), Time::ZERO);
+    }
+
+    // spec §1.9: trailing zeros trimmed, zero fraction omitted, offset kept.
+    #[test]
+    fn formats_like_go_rfc3339nano() {
+        assert_eq!(round("2023-06-01T09:30:17Z"), "2023-06-01T09:30:17Z");
+        assert_eq!(round("2023-06-01T09:30:17.250Z"), "2023-06-01T09:30:17.25Z");
+        assert_eq!(round("2023-06-01T09:30:17.000Z"), "2023-06-01T09:30:17Z");
+        assert_eq!(
+            round("2023-06-01T09:30:20.000919Z"),
+            "2023-06-01T09:30:20.000919Z"
+        );
+        assert_eq!(
+            round("2023-06-01T11:00:00+02:00"),
+            "2023-06-01T11:00:00+02:00"
+        );
+        assert_eq!(
+            round("2023-06-01T11:00:00-05:30"),
+            "2023-06-01T11:00:00-05:30"
+        );
+        // Go's Z07:00 writes a zero offset as Z.
+        assert_eq!(round("2023-06-01T11:00:00+00:00"), "2023-06-01T11:00:00Z");
+        assert_eq!(round("2023-06-01T11:00:00-00:00"), "2023-06-01T11:00:00Z");
+    }
+
+    // spec §1.9: the offset is kept but not used in comparisons.
+    #[test]
+    fn keeps_offset_compares_instants() {
+        let a = Time::parse("2023-06-01T11:00:00+02:00").unwrap();
+        let b = Time::parse("2023-06-01T09:00:00Z").unwrap();
+        let c = Time::parse("2023-06-01T09:00:00+00:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.offset_minutes(), Some(120));
+        assert_eq!(b.offset_minutes(), None);
+        assert_eq!(c.offset_minutes(), Some(0));
+        assert_eq!(b, c);
+        let later = Time::parse("2023-06-01T09:00:00.000000001Z").unwrap();
+        assert!(later > a);
+        assert!(Time::ZERO < a);
+    }
+
+    // spec §1.9: any number of fraction digits, truncated (not rounded) to nanoseconds.
+    #[test]
+    fn long_fractions_truncate() {
+        assert_eq!(
+            round("2023-06-01T09:30:17.1234567899999Z"),
+            "2023-06-01T09:30:17.123456789Z"
+        );
+        assert_eq!(round("2023-06-01T09:30:17.1Z"), "2023-06-01T09:30:17.1Z");
+        // Go also accepts a comma before the fraction.
+        assert_eq!(round("2023-06-01T09:30:17,5Z"), "2023-06-01T09:30:17.5Z");
+    }
+
+    // spec §9.1: forms Go rejects.
+    #[test]
+    fn rejects_invalid_forms() {
+        for bad in [
+            "2016-07-20T15:51:05Z01:00",
+            "2016-07-20T15:51:05+0100",
+            "2016-07-20 15:51:05Z",
+            "2016-07-20t15:51:05Z",
+            "2016-07-20T15:51:05z",
+            "",
+            "1468000000",
+            "2016-07-20T15:51:05",
+            "2016-07-20T15:51:05.Z",
+            "2016-07-20T15:51:05.123",
+            "16-07-20T15:51:05Z",
+            "2016-7-20T15:51:05Z",
+            "2016-13-20T15:51:05Z",
+            "2016-00-20T15:51:05Z",
+            "2016-02-30T15:51:05Z",
+            "2015-02-29T15:51:05Z",
+            "2016-04-31T15:51:05Z",
+            "2016-07-20T24:51:05Z",
+            "2016-07-20T15:60:05Z",
+            "2016-07-20T15:51:60Z",
+            "2016-07-20T15:51:05+01",
+            "2016-07-20T15:51:05+01:00 ",
+            "2016-07-20T15:51:05+1:00x",
+            "+2016-07-20T15:51:05Z",
+            "２016-07-20T15:51:05Z",
+        ] {
+            assert!(Time::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(Time::parse("2016-02-29T15:51:05Z").is_ok());
+        assert!(Time::parse("2000-02-29T00:00:00Z").is_ok());
+        assert!(Time::parse("1900-02-29T00:00:00Z").is_err());
+        assert!(Time::parse("0000-01-01T00:00:00Z").is_ok());
+        assert!(Time::parse("9999-12-31T23:59:59.999999999Z").is_ok());
+    }
+
+    #[test]
+    fn unix_nanos_round_trip() {
+        let t = Time::parse("2023-06-01T09:30:17.25Z").unwrap();
+        assert_eq!(t.unix_nanos(), 1_685_611_817_250_000_000);
+        assert_eq!(Time::from_unix_nanos(t.unix_nanos()), t);
+        assert_eq!(fmt(Time::from_unix_nanos(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            fmt(Time::from_unix_nanos(-1)),
+            "1969-12-31T23:59:59.999999999Z"
+        );
+        let sys = UNIX_EPOCH + Duration::from_nanos(1_685_611_817_250_000_000);
+        assert_eq!(Time::from_system(sys), t);
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(fmt(Time::from_system(before)), "1969-12-31T23:59:59Z");
+        assert!(Time::now() > t);
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-719_162i64, -1, 0, 1, 10_957, 19_509, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+}
