@@ -36,7 +36,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-/// The outcome of one scan. Collected first and acted on afterwards (see [`Snapshot`]).
+/// The outcome of one scan. Collected first and acted on afterwards: the registry diffs the
+/// sockets against what it knows, and the watches are re-aimed at `dirs`.
 #[derive(Debug, Default)]
 pub struct ScanResult {
     /// Every plugin socket found (paths under the root, symlinks not resolved).
@@ -166,79 +167,6 @@ fn reversed(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
 /// iterates plugins. `Ord for Path` compares components instead and can disagree.
 pub fn go_path_cmp(a: &Path, b: &Path) -> Ordering {
     a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes())
-}
-
-/// The sockets known after the last applied scan.
-///
-/// Use it in two steps, as notify does for its watches: [`Snapshot::diff`] a new scan while
-/// nothing changes, then act on the [`Diff`] (open and close plugins, add and remove
-/// watches), then [`Snapshot::apply`] it. Acting while still walking would let a half-done
-/// scan close plugins that are merely not reached yet.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    known: BTreeSet<PathBuf>,
-}
-
-/// What changed between a [`Snapshot`] and a new scan. Both lists are in path order and
-/// disjoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Diff {
-    /// Sockets present now that were not known.
-    pub added: Vec<PathBuf>,
-    /// Known sockets that are gone.
-    pub removed: Vec<PathBuf>,
-}
-
-impl Diff {
-    /// Nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty()
-    }
-}
-
-impl Snapshot {
-    /// An empty snapshot: every socket of the first scan is "added".
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The known sockets.
-    pub fn known(&self) -> &BTreeSet<PathBuf> {
-        &self.known
-    }
-
-    /// Whether `path` is known.
-    pub fn contains(&self, path: &Path) -> bool {
-        self.known.contains(path)
-    }
-
-    /// Compares the known sockets with a new scan's, changing nothing.
-    pub fn diff(&self, new: &BTreeSet<PathBuf>) -> Diff {
-        Diff {
-            added: new.difference(&self.known).cloned().collect(),
-            removed: self.known.difference(new).cloned().collect(),
-        }
-    }
-
-    /// Records a diff as done. A caller that did not load every added socket (an invalid ID
-    /// is retried on every scan, §7.2) applies only what it kept, or uses
-    /// [`Snapshot::insert`] and [`Snapshot::remove`] one by one.
-    pub fn apply(&mut self, diff: &Diff) {
-        for path in &diff.removed {
-            self.known.remove(path);
-        }
-        self.known.extend(diff.added.iter().cloned());
-    }
-
-    /// Marks one socket known; `false` if it already was.
-    pub fn insert(&mut self, path: PathBuf) -> bool {
-        self.known.insert(path)
-    }
-
-    /// Forgets one socket; `false` if it was not known.
-    pub fn remove(&mut self, path: &Path) -> bool {
-        self.known.remove(path)
-    }
 }
 
 #[cfg(test)]
@@ -455,48 +383,5 @@ mod tests {
         let b = Path::new("/r/a/x.sock");
         assert_eq!(go_path_cmp(a, b), Ordering::Less);
         assert_eq!(a.cmp(b), Ordering::Greater);
-    }
-
-    #[test]
-    fn snapshot_diff_then_apply() {
-        let mut root = Root::new();
-        root.socket("a.sock");
-        root.socket("sub/b.sock");
-        let mut snap = Snapshot::new();
-        let first = scan(root.dir.path());
-        let diff = snap.diff(&first.sockets);
-        assert_eq!(
-            diff.added,
-            vec![root.path("a.sock"), root.path("sub/b.sock")]
-        );
-        assert!(diff.removed.is_empty());
-        // diff changes nothing until applied.
-        assert!(snap.known().is_empty());
-        snap.apply(&diff);
-        assert_eq!(snap.known(), &first.sockets);
-        assert!(snap.diff(&scan(root.dir.path()).sockets).is_empty());
-
-        fs::remove_file(root.path("a.sock")).unwrap();
-        root.socket("sub/c.sock");
-        let diff = snap.diff(&scan(root.dir.path()).sockets);
-        assert_eq!(diff.added, vec![root.path("sub/c.sock")]);
-        assert_eq!(diff.removed, vec![root.path("a.sock")]);
-        snap.apply(&diff);
-        assert_eq!(snap.known(), &root.sockets(&["sub/b.sock", "sub/c.sock"]));
-    }
-
-    #[test]
-    fn snapshot_insert_and_remove_one_by_one() {
-        let mut snap = Snapshot::new();
-        assert!(snap.insert(PathBuf::from("/r/a.sock")));
-        assert!(!snap.insert(PathBuf::from("/r/a.sock")));
-        assert!(snap.contains(Path::new("/r/a.sock")));
-        assert!(snap.remove(Path::new("/r/a.sock")));
-        assert!(!snap.remove(Path::new("/r/a.sock")));
-        // A root that vanished removes everything.
-        snap.insert(PathBuf::from("/r/b.sock"));
-        let diff = snap.diff(&BTreeSet::new());
-        assert_eq!(diff.removed, vec![PathBuf::from("/r/b.sock")]);
-        assert!(diff.added.is_empty());
     }
 }

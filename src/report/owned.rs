@@ -138,3 +138,10 @@ fn node(n: Node<'_>) -> Node<'static> {
         },
     }
 }
+
+impl PluginSpec<'_> {
+    /// Copies the borrowed strings so the spec can outlive the body it was decoded from.
+    pub fn into_owned(self) -> PluginSpec<'static> {
+        plugin_spec(self)
+    }
+}
