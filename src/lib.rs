@@ -10,6 +10,8 @@
 //!   answers (§7). No sockets of its own.
 //! - [`sys`]: the only module that touches file descriptors directly (timerfd, inotify,
 //!   interface addresses, uname). The only module allowed `unsafe`.
+//! - [`host`]: the probe's own Host node, read from `/proc` and the kernel.
+//! - [`probe`]: the event loop that ties it all together.
 //! - [`cli`]: the command-line contract (`spec/cli.md`).
 //!
 //! Everything that is not in `sys` is `unsafe`-free; protocol code takes `now` as a parameter
@@ -18,7 +20,9 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod host;
 pub mod http;
 pub mod plugins;
+pub mod probe;
 pub mod report;
 pub mod sys;

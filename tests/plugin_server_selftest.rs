@@ -147,18 +147,25 @@ fn respond_answers_with_content_length_and_records_the_request() {
     let (head, body) = read_response(&mut client);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(body, b"{\"ok\":1}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let RecordedRequest {
+        method,
+        target,
+        headers,
+        body,
+        ..
+    } = &requests[0];
+    assert_eq!(method, "GET");
+    assert_eq!(target, "/report?api_version=1&probe_id=1a2b");
     assert_eq!(
-        server.requests(),
-        vec![RecordedRequest {
-            method: "GET".into(),
-            target: "/report?api_version=1&probe_id=1a2b".into(),
-            headers: vec![
-                ("Host".into(), "plugin".into()),
-                ("User-Agent".into(), "test".into())
-            ],
-            body: Vec::new(),
-        }]
+        headers,
+        &vec![
+            ("Host".to_string(), "plugin".to_string()),
+            ("User-Agent".to_string(), "test".to_string())
+        ]
     );
+    assert!(body.is_empty());
     assert_eq!(server.requests()[0].header("host"), Some("plugin"));
 
     // Keep-alive: a second request on the same connection is answered too.

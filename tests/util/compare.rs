@@ -20,6 +20,9 @@ use serde_json::{Map, Value};
 pub struct CompareOptions {
     /// The instant `"<now>"` stands for (plugin vectors); `None` makes `"<now>"` a mismatch.
     pub now: Option<Time>,
+    /// Or the window the implementation read its clock in (a cycle run against the real
+    /// clock): `"<now>"` matches any instant within it, bounds included.
+    pub now_window: Option<(Time, Time)>,
     /// Plugin id → `exact` or `prefix:<prefix>` (plugin vectors' `status_match`).
     pub status_match: BTreeMap<String, String>,
 }
@@ -37,6 +40,7 @@ impl CompareOptions {
         }
         CompareOptions {
             now,
+            now_window: None,
             status_match: map,
         }
     }
@@ -219,6 +223,16 @@ fn time(cx: &Cx<'_>, e: Option<&Value>, a: Option<&Value>, path: &str) -> Result
     let actual = parse(a, "actual")?;
     if let Some(Value::String(s)) = norm(e) {
         if s == "<now>" {
+            if let Some((from, to)) = cx.opts.now_window {
+                return if from <= actual && actual <= to {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{path}: expected <now> in [{from}, {to}], got {}",
+                        show(a)
+                    ))
+                };
+            }
             return match cx.opts.now {
                 Some(now) if now == actual => Ok(()),
                 Some(now) => Err(format!("{path}: expected <now> ({now}), got {}", show(a))),

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod plugin_server;
+pub mod probe_process;
 
 use std::path::{Path, PathBuf};
 

@@ -70,6 +70,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body, as framed by `Content-Length`.
     pub body: Vec<u8>,
+    /// When the whole request had been read (for reaction-time tests).
+    pub received_at: Instant,
 }
 
 impl RecordedRequest {
@@ -350,6 +352,7 @@ impl Connection<'_> {
             target: head.target,
             headers: head.headers,
             body,
+            received_at: Instant::now(),
         })
     }
 
