@@ -28,13 +28,15 @@
 //! Every address goes through these states:
 //!
 //! ```text
-//!            new address             failure: backoff 1 s, 2 s, 4 s … 60 s
-//!                 |                +-----------------------------+
-//!                 v                v                             |
-//!   +--> WaitDiscover{at} --> Discovering(GET /api) --2xx + id--> Up <--2xx-- Publishing
-//!   |                                                             |             ^
-//!   |                                                             +--report-----+
-//!   +---------------- failure of either request: backoff ------------------------+
+//!   new address
+//!        |
+//!        v
+//!   WaitDiscover{at} --at--> Discovering --2xx + id--> Up --report--> Publishing
+//!        ^                   (GET /api)                ^             (POST /api/report)
+//!        |                        |                    +------2xx--------+
+//!        |                        | failure            |                 | failure
+//!        +------------------------+--------------------------------------+
+//!          backoff: at = now + 1 s, 2 s, 4 s … 60 s (AP §1); reset by any 2xx
 //! ```
 //!
 //! An address that failed goes back through `GET /api` before it gets another report, which
@@ -122,7 +124,8 @@ pub struct ProbeIdentity {
 pub struct AppView<'a> {
     /// The `id` the app gave in `GET /api`.
     pub app_id: &'a str,
-    /// A live address of the app (the one that worked last, when it is still live).
+    /// A live address of the app (the one that worked last, when it is still live). It can
+    /// change within a generation; a websocket that works need not follow it.
     pub addr: SocketAddr,
     /// Changes every time the app comes back after having no live address: a websocket
     /// opened for an older generation should be reopened.
@@ -812,4 +815,640 @@ fn common_headers(identity: &ProbeIdentity) -> Vec<(String, String)> {
         ("X-Scope-Probe-ID".to_owned(), identity.probe_id.clone()),
         ("X-Scope-Probe-Version".to_owned(), identity.version.clone()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn identity(token: &str) -> ProbeIdentity {
+        ProbeIdentity {
+            probe_id: "5c4a1ebcbf6b3b2e".to_owned(),
+            version: "0.1.0".to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    fn sa(text: &str) -> SocketAddr {
+        text.parse().expect("socket address")
+    }
+
+    fn target(host: &str) -> (String, u16) {
+        (host.to_owned(), 4040)
+    }
+
+    fn apps_for(hosts: &[&str], t0: Instant) -> Apps {
+        Apps::new(hosts.iter().map(|h| target(h)).collect(), &identity(""), t0)
+    }
+
+    fn body(text: &str) -> Rc<[u8]> {
+        Rc::from(text.as_bytes())
+    }
+
+    fn details(app_id: &str) -> Result<(u16, Vec<u8>), String> {
+        let json = format!(
+            r#"{{"id":"{app_id}","version":"1.13.2","hostname":"vm","plugins":[],"capabilities":{{}}}}"#
+        );
+        Ok((200, json.into_bytes()))
+    }
+
+    fn accepted() -> Result<(u16, Vec<u8>), String> {
+        Ok((200, Vec::new()))
+    }
+
+    fn refused() -> Result<(u16, Vec<u8>), String> {
+        Err("connect: connection refused".to_owned())
+    }
+
+    fn drain(apps: &mut Apps, now: Instant) -> Vec<AppRequest> {
+        std::iter::from_fn(|| apps.poll_request(now)).collect()
+    }
+
+    /// Answers every due discovery with the app id `id_of` gives for the address.
+    fn discover(apps: &mut Apps, now: Instant, id_of: impl Fn(SocketAddr) -> &'static str) {
+        let requests = drain(apps, now);
+        assert!(!requests.is_empty(), "a discovery was due");
+        for req in requests {
+            assert_eq!(req.kind, RequestKind::Discover);
+            apps.handle_response(req.id, details(id_of(req.addr)), now);
+        }
+    }
+
+    /// An `Apps` whose one literal target answered `GET /api` with id `A` at `t0`.
+    fn one_app_up(t0: Instant) -> Apps {
+        let mut apps = apps_for(&["10.0.0.1"], t0);
+        discover(&mut apps, t0, |_| "A");
+        apps
+    }
+
+    fn only<T: fmt::Debug>(mut items: Vec<T>) -> T {
+        assert_eq!(items.len(), 1, "{items:?}");
+        items.remove(0)
+    }
+
+    fn views(apps: &Apps) -> Vec<(String, SocketAddr, u64)> {
+        apps.apps()
+            .map(|v| (v.app_id.to_owned(), v.addr, v.generation))
+            .collect()
+    }
+
+    // Discovery and publishing.
+
+    #[test]
+    fn discovery_then_publish() {
+        let t0 = Instant::now();
+        let mut apps = apps_for(&["10.0.0.1"], t0);
+        assert_eq!(apps.poll_resolve(t0), None, "an IP literal needs no lookup");
+
+        let req = only(drain(&mut apps, t0));
+        assert_eq!(req.kind, RequestKind::Discover);
+        assert_eq!(req.addr, sa("10.0.0.1:4040"));
+        assert_eq!((req.method, req.target), ("GET", "/api"));
+        assert!(req.body.is_empty());
+        assert_eq!(apps.status()[0].app_id, None, "no id before the answer");
+
+        apps.handle_response(req.id, details("7fd6be681e3114f2"), t0);
+        assert_eq!(apps.app_id(sa("10.0.0.1:4040")), Some("7fd6be681e3114f2"));
+        assert!(drain(&mut apps, t0).is_empty(), "nothing to publish yet");
+
+        let report = body("gzip report 1");
+        let t1 = t0 + 3 * SEC;
+        apps.publish(Rc::clone(&report), false, t1);
+        let req = only(drain(&mut apps, t1));
+        assert_eq!(req.kind, RequestKind::Publish);
+        assert_eq!(req.addr, sa("10.0.0.1:4040"));
+        assert_eq!((req.method, req.target), ("POST", "/api/report"));
+        assert!(
+            Rc::ptr_eq(&req.body, &report),
+            "the body is shared, not copied"
+        );
+        apps.handle_response(req.id, accepted(), t1);
+        assert!(drain(&mut apps, t1).is_empty(), "one report per app");
+
+        let status = only(apps.status());
+        assert_eq!(status.app_id, Some("7fd6be681e3114f2"));
+        assert_eq!(status.addrs, vec![sa("10.0.0.1:4040")]);
+        assert!(status.up);
+        assert_eq!((status.publishes, status.failures), (1, 0));
+        assert_eq!(status.last_success, Some(t1));
+        assert_eq!(status.last_error, None);
+        assert_eq!(
+            views(&apps),
+            vec![("7fd6be681e3114f2".to_owned(), sa("10.0.0.1:4040"), 1)]
+        );
+    }
+
+    #[test]
+    fn headers_with_empty_token() {
+        let t0 = Instant::now();
+        let mut apps = apps_for(&["10.0.0.1"], t0);
+        let req = only(drain(&mut apps, t0));
+        let expected = [
+            ("User-Agent", "Scope_Probe/0.1.0"),
+            ("Authorization", "Scope-Probe token="),
+            ("X-Scope-Probe-ID", "5c4a1ebcbf6b3b2e"),
+            ("X-Scope-Probe-Version", "0.1.0"),
+        ];
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(req.headers, owned(&expected));
+
+        apps.handle_response(req.id, details("A"), t0);
+        apps.publish(body("r"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        let mut with_body = expected.to_vec();
+        with_body.push(("Content-Type", "application/json"));
+        with_body.push(("Content-Encoding", "gzip"));
+        assert_eq!(req.headers, owned(&with_body));
+    }
+
+    #[test]
+    fn headers_with_token() {
+        let t0 = Instant::now();
+        let mut apps = Apps::new(vec![target("10.0.0.1")], &identity("s3cr3t"), t0);
+        let req = only(drain(&mut apps, t0));
+        assert_eq!(
+            req.headers.get(1),
+            Some(&(
+                "Authorization".to_owned(),
+                "Scope-Probe token=s3cr3t".to_owned()
+            ))
+        );
+        apps.handle_response(req.id, details("A"), t0);
+        apps.publish(body("r"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        assert_eq!(
+            req.headers.get(1),
+            Some(&(
+                "Authorization".to_owned(),
+                "Scope-Probe token=s3cr3t".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn two_addresses_of_one_app_get_one_publish_per_tick() {
+        let t0 = Instant::now();
+        let (a1, a2) = (sa("10.0.0.1:4040"), sa("10.0.0.2:4040"));
+        let mut apps = apps_for(&["10.0.0.1", "10.0.0.2"], t0);
+        discover(&mut apps, t0, |_| "A");
+        assert_eq!(views(&apps).len(), 1, "one app, one websocket");
+
+        // Tick 1: either address will do.
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        assert_eq!(req.addr, a1);
+        apps.handle_response(req.id, accepted(), t0);
+
+        // Tick 2: the address that worked last; it fails.
+        let t3 = t0 + 3 * SEC;
+        apps.publish(body("r2"), false, t3);
+        let req = only(drain(&mut apps, t3));
+        assert_eq!(req.addr, a1);
+        apps.handle_response(req.id, refused(), t3);
+        assert!(drain(&mut apps, t3).is_empty(), "not resent through a2");
+        assert_eq!(
+            views(&apps),
+            vec![("A".to_owned(), a2, 1)],
+            "a2 keeps it up"
+        );
+
+        // Tick 3: a1 is backing off, so a2; it works and becomes the preferred one.
+        let t6 = t0 + 6 * SEC;
+        let rediscovery = only(drain(&mut apps, t6));
+        assert_eq!(
+            (rediscovery.addr, rediscovery.kind),
+            (a1, RequestKind::Discover)
+        );
+        apps.publish(body("r3"), false, t6);
+        let req = only(drain(&mut apps, t6));
+        assert_eq!(req.addr, a2);
+        apps.handle_response(req.id, accepted(), t6);
+        apps.handle_response(rediscovery.id, details("A"), t6);
+
+        // Tick 4: both up, a2 worked last.
+        let t9 = t0 + 9 * SEC;
+        apps.publish(body("r4"), false, t9);
+        let req = only(drain(&mut apps, t9));
+        assert_eq!(req.addr, a2);
+
+        let status = only(apps.status());
+        assert_eq!(status.addrs, vec![a1, a2]);
+        assert_eq!((status.publishes, status.failures), (2, 1));
+    }
+
+    #[test]
+    fn live_app_gets_every_publish_while_dead_one_backs_off() {
+        let t0 = Instant::now();
+        let (live, dead) = (sa("10.0.0.1:4040"), sa("10.0.0.2:4040"));
+        let mut apps = apps_for(&["10.0.0.1", "10.0.0.2"], t0);
+        let mut now = t0;
+        let mut next_publish = t0;
+        let mut published = Vec::new();
+        let mut received = Vec::new();
+        let mut dead_attempts = Vec::new();
+        while now <= t0 + 200 * SEC {
+            if now >= next_publish {
+                let name = format!("r{}", published.len() + 1);
+                apps.publish(body(&name), false, now);
+                published.push(name);
+                next_publish += 3 * SEC;
+            }
+            while let Some(req) = apps.poll_request(now) {
+                let outcome = if req.addr == dead {
+                    dead_attempts.push((req.kind, (now - t0).as_secs()));
+                    refused()
+                } else if req.kind == RequestKind::Discover {
+                    details("live-app")
+                } else {
+                    received.push(String::from_utf8_lossy(&req.body).into_owned());
+                    accepted()
+                };
+                apps.handle_response(req.id, outcome, now);
+            }
+            let next = apps
+                .poll_timeout()
+                .map_or(next_publish, |t| t.min(next_publish));
+            assert!(next > now, "nothing due after draining");
+            now = next;
+        }
+        assert_eq!(received, published, "every report, in order, once");
+        let expected: Vec<(RequestKind, u64)> = [0, 1, 3, 7, 15, 31, 63, 123, 183]
+            .into_iter()
+            .map(|s| (RequestKind::Discover, s))
+            .collect();
+        assert_eq!(dead_attempts, expected, "1, 2, 4 … 60 s");
+
+        let status = apps.status();
+        assert_eq!(status.len(), 2);
+        assert_eq!(status[0].addrs, vec![live]);
+        assert_eq!(status[1].app_id, None);
+        assert_eq!(status[1].addrs, vec![dead]);
+        assert!(!status[1].up);
+        assert_eq!(status[1].failures, 9);
+        assert_eq!(
+            status[1].last_error,
+            Some("GET /api: connect: connection refused")
+        );
+    }
+
+    #[test]
+    fn app_down_then_back_resets_backoff_and_gets_the_next_report() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        let addr = sa("10.0.0.1:4040");
+        let generation = views(&apps)[0].2;
+
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, refused(), t0);
+        assert!(views(&apps).is_empty(), "no live address: no websocket");
+        assert!(!apps.status()[0].up);
+        assert_eq!(apps.poll_timeout(), Some(t0 + SEC));
+        assert!(drain(&mut apps, t0 + SEC - Duration::from_millis(1)).is_empty());
+
+        let req = only(drain(&mut apps, t0 + SEC));
+        assert_eq!(req.kind, RequestKind::Discover);
+        apps.handle_response(req.id, refused(), t0 + SEC);
+        assert_eq!(apps.poll_timeout(), Some(t0 + 3 * SEC));
+
+        let t3 = t0 + 3 * SEC;
+        let req = only(drain(&mut apps, t3));
+        apps.handle_response(req.id, details("A"), t3);
+        let view = only(views(&apps));
+        assert_eq!((view.0.as_str(), view.1), ("A", addr));
+        assert!(
+            view.2 > generation,
+            "a new generation: reopen the websocket"
+        );
+        assert!(apps.status()[0].up);
+        assert!(drain(&mut apps, t3).is_empty(), "r1 is not resent");
+
+        apps.publish(body("r2"), false, t3);
+        let req = only(drain(&mut apps, t3));
+        assert_eq!(&*req.body, b"r2");
+        apps.handle_response(req.id, accepted(), t3);
+
+        // The backoff starts over at 1 s.
+        let t6 = t0 + 6 * SEC;
+        apps.publish(body("r3"), false, t6);
+        let req = only(drain(&mut apps, t6));
+        apps.handle_response(req.id, refused(), t6);
+        assert_eq!(apps.poll_timeout(), Some(t6 + SEC));
+        assert_eq!(apps.status()[0].failures, 3);
+    }
+
+    #[test]
+    fn status_400_is_logged_and_not_fatal() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        let answer = b"Unsupported Content-Type: text/plain\n".to_vec();
+        apps.handle_response(req.id, Ok((400, answer)), t0);
+        let status = only(apps.status());
+        assert_eq!(
+            status.last_error,
+            Some("POST /api/report: status 400: Unsupported Content-Type: text/plain")
+        );
+        assert_eq!(status.failures, 1);
+
+        let t1 = t0 + SEC;
+        discover(&mut apps, t1, |_| "A");
+        apps.publish(body("r2"), false, t1);
+        let req = only(drain(&mut apps, t1));
+        assert_eq!(&*req.body, b"r2");
+        apps.handle_response(req.id, accepted(), t1);
+        let status = only(apps.status());
+        assert!(status.up);
+        assert_eq!(status.publishes, 1);
+        assert_eq!(
+            status.last_error,
+            Some("POST /api/report: status 400: Unsupported Content-Type: text/plain"),
+            "the last error stays visible after recovery"
+        );
+    }
+
+    #[test]
+    fn error_body_is_cut_to_200_bytes() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, Ok((500, vec![b'x'; 1000])), t0);
+        let expected = format!("POST /api/report: status 500: {}", "x".repeat(200));
+        assert_eq!(apps.status()[0].last_error, Some(expected.as_str()));
+    }
+
+    #[test]
+    fn failed_publish_is_not_resent() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        let r1 = body("r1");
+        apps.publish(Rc::clone(&r1), false, t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, Err("no response within 10s".to_owned()), t0);
+        drop(req);
+
+        let t1 = t0 + SEC;
+        discover(&mut apps, t1, |_| "A");
+        assert!(drain(&mut apps, t1).is_empty(), "r1 is not resent");
+        assert!(drain(&mut apps, t0 + 2 * SEC).is_empty());
+
+        let t3 = t0 + 3 * SEC;
+        apps.publish(body("r2"), false, t3);
+        assert_eq!(Rc::strong_count(&r1), 1, "r1 dropped when r2 arrived");
+        let req = only(drain(&mut apps, t3));
+        assert_eq!(&*req.body, b"r2");
+    }
+
+    #[test]
+    fn report_replaced_while_app_is_busy_goes_out_when_it_is_free() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        apps.publish(body("r1"), false, t0);
+        let slow = only(drain(&mut apps, t0));
+        apps.publish(body("r2"), false, t0 + 3 * SEC);
+        apps.publish(body("shortcut"), true, t0 + 4 * SEC);
+        assert!(
+            drain(&mut apps, t0 + 4 * SEC).is_empty(),
+            "one request per address"
+        );
+        apps.handle_response(slow.id, accepted(), t0 + 5 * SEC);
+        let req = only(drain(&mut apps, t0 + 5 * SEC));
+        assert_eq!(&*req.body, b"shortcut", "only the latest report is kept");
+    }
+
+    #[test]
+    fn shortcut_report_goes_out_at_once() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, accepted(), t0);
+
+        let t = t0 + Duration::from_millis(1030);
+        apps.publish(body("shortcut"), true, t);
+        let req = only(drain(&mut apps, t));
+        assert_eq!(req.kind, RequestKind::Publish);
+        assert_eq!(&*req.body, b"shortcut");
+    }
+
+    #[test]
+    fn discovery_answer_without_id_is_a_failure() {
+        let t0 = Instant::now();
+        let mut apps = apps_for(&["10.0.0.1"], t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, Ok((200, br#"{"id":""}"#.to_vec())), t0);
+        assert_eq!(
+            apps.status()[0].last_error,
+            Some("GET /api: no app id in the answer: empty id")
+        );
+        assert_eq!(apps.poll_timeout(), Some(t0 + SEC));
+
+        let req = only(drain(&mut apps, t0 + SEC));
+        apps.handle_response(req.id, Ok((200, b"<html>".to_vec())), t0 + SEC);
+        let error = apps.status()[0].last_error.map(str::to_owned);
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("GET /api: no app id in the answer: ")),
+            "{error:?}"
+        );
+        assert_eq!(apps.poll_timeout(), Some(t0 + 3 * SEC));
+        assert!(views(&apps).is_empty());
+    }
+
+    #[test]
+    fn app_restarted_with_a_new_id() {
+        let t0 = Instant::now();
+        let mut apps = one_app_up(t0);
+        apps.publish(body("r1"), false, t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(req.id, refused(), t0);
+        assert_eq!(
+            apps.app_id(sa("10.0.0.1:4040")),
+            Some("A"),
+            "kept while down"
+        );
+
+        discover(&mut apps, t0 + SEC, |_| "B");
+        assert_eq!(apps.app_id(sa("10.0.0.1:4040")), Some("B"));
+        assert_eq!(only(views(&apps)).0, "B");
+        assert_eq!(only(apps.status()).app_id, Some("B"));
+    }
+
+    #[test]
+    fn stale_and_unknown_outcomes_and_spurious_timeouts_are_no_ops() {
+        let t0 = Instant::now();
+        let mut apps = apps_for(&["10.0.0.1"], t0);
+        apps.handle_timeout(t0);
+        let req = only(drain(&mut apps, t0));
+        apps.handle_response(RequestId(999), refused(), t0);
+        apps.handle_resolved(ResolveId(5), Ok(vec![sa("10.0.0.9:4040")]), t0);
+        apps.handle_timeout(t0 + 10 * SEC);
+        assert!(drain(&mut apps, t0 + 10 * SEC).is_empty(), "still waiting");
+        assert_eq!(apps.poll_timeout(), None, "nothing timed while discovering");
+        apps.handle_response(req.id, details("A"), t0);
+        apps.handle_response(req.id, refused(), t0);
+        assert!(
+            only(apps.status()).up,
+            "a second outcome for one request is ignored"
+        );
+    }
+
+    #[test]
+    fn ip_literals_need_no_lookup_and_share_addresses() {
+        let t0 = Instant::now();
+        let mut apps = Apps::new(
+            vec![target("::1"), target("[::1]"), ("10.0.0.1".to_owned(), 80)],
+            &identity(""),
+            t0,
+        );
+        assert_eq!(apps.poll_resolve(t0), None);
+        let addrs: Vec<SocketAddr> = drain(&mut apps, t0).iter().map(|r| r.addr).collect();
+        assert_eq!(addrs, vec![sa("10.0.0.1:80"), sa("[::1]:4040")]);
+    }
+
+    // Names.
+
+    #[test]
+    fn resolve_ramp_instants() {
+        let t0 = Instant::now();
+        let app = sa("10.0.0.1:4040");
+        let mut apps = apps_for(&["scope-app"], t0);
+        let mut now = t0;
+        let mut lookups = Vec::new();
+        while now <= t0 + 1200 * SEC {
+            while let Some((id, host, port)) = apps.poll_resolve(now) {
+                assert_eq!((host.as_str(), port), ("scope-app", 4040));
+                assert_eq!(apps.poll_resolve(now), None, "one lookup at a time");
+                assert_eq!(
+                    apps.poll_timeout().filter(|t| *t > now),
+                    None,
+                    "no lookup timer while one is in flight"
+                );
+                lookups.push((now - t0).as_secs());
+                apps.handle_resolved(id, Ok(vec![app]), now);
+            }
+            while let Some(req) = apps.poll_request(now) {
+                apps.handle_response(req.id, details("A"), now);
+            }
+            let next = apps.poll_timeout().expect("a lookup is always scheduled");
+            assert!(next > now);
+            now = next;
+        }
+        assert_eq!(lookups, [0, 1, 3, 7, 15, 31, 63, 127, 255, 511, 811, 1111]);
+    }
+
+    #[test]
+    fn name_with_two_addresses_of_one_app() {
+        let t0 = Instant::now();
+        let (a1, a2) = (sa("10.0.0.1:4040"), sa("[fd00::1]:4040"));
+        let mut apps = apps_for(&["scope-app"], t0);
+        assert!(
+            drain(&mut apps, t0).is_empty(),
+            "no address before the lookup"
+        );
+        let (id, _, _) = apps.poll_resolve(t0).expect("first lookup at once");
+        apps.handle_resolved(id, Ok(vec![a2, a1, a1]), t0);
+        let requests = drain(&mut apps, t0);
+        let addrs: Vec<SocketAddr> = requests.iter().map(|r| r.addr).collect();
+        assert_eq!(
+            addrs,
+            vec![a1, a2],
+            "every answer address is discovered, once"
+        );
+        for req in requests {
+            apps.handle_response(req.id, details("A"), t0);
+        }
+        assert_eq!(views(&apps).len(), 1);
+        apps.publish(body("r1"), false, t0);
+        assert_eq!(drain(&mut apps, t0).len(), 1, "one publish for one app");
+    }
+
+    #[test]
+    fn addresses_dropped_after_re_resolution() {
+        let t0 = Instant::now();
+        let (a1, a2) = (sa("10.0.0.1:4040"), sa("10.0.0.2:4040"));
+        let mut apps = apps_for(&["scope-app"], t0);
+        let (id, _, _) = apps.poll_resolve(t0).expect("lookup");
+        apps.handle_resolved(id, Ok(vec![a1, a2]), t0);
+        discover(&mut apps, t0, |addr| {
+            if addr.ip().to_string() == "10.0.0.1" {
+                "A"
+            } else {
+                "B"
+            }
+        });
+        assert_eq!(views(&apps).len(), 2);
+
+        apps.publish(body("r1"), false, t0);
+        let requests = drain(&mut apps, t0);
+        assert_eq!(requests.len(), 2, "two apps, two publishes");
+        let to_a1 = requests.iter().find(|r| r.addr == a1).expect("a1 request");
+
+        let t1 = t0 + SEC;
+        let (id, _, _) = apps.poll_resolve(t1).expect("second lookup after 1 s");
+        apps.handle_resolved(id, Ok(vec![a2]), t1);
+        assert_eq!(apps.app_id(a1), None, "a1 is gone");
+        assert_eq!(views(&apps), vec![("B".to_owned(), a2, 2)]);
+        apps.handle_response(to_a1.id, refused(), t1);
+        let status = only(apps.status());
+        assert_eq!((status.app_id, status.failures), (Some("B"), 0));
+
+        // A failed lookup keeps what is known.
+        let t3 = t0 + 3 * SEC;
+        let (id, _, _) = apps.poll_resolve(t3).expect("third lookup after 3 s");
+        apps.handle_resolved(
+            id,
+            Err("failed to lookup address information".to_owned()),
+            t3,
+        );
+        assert_eq!(apps.app_id(a2), Some("B"));
+        let (id, _, _) = apps.poll_resolve(t0 + 7 * SEC).expect("ramp goes on");
+        apps.handle_resolved(id, Ok(Vec::new()), t0 + 7 * SEC);
+        assert_eq!(
+            apps.app_id(a2),
+            Some("B"),
+            "an empty answer is a failure too"
+        );
+
+        // A new address comes back undiscovered.
+        let t15 = t0 + 15 * SEC;
+        let (id, _, _) = apps.poll_resolve(t15).expect("ramp goes on");
+        apps.handle_resolved(id, Ok(vec![a1, a2]), t15);
+        assert_eq!(apps.app_id(a1), None);
+        let req = only(drain(&mut apps, t15));
+        assert_eq!((req.addr, req.kind), (a1, RequestKind::Discover));
+    }
+
+    // Errors: the text after `publish: <addr>: <request>: `.
+
+    #[test]
+    fn failure_transport_text() {
+        let failure = Failure::Transport("connect: connection refused".to_owned());
+        assert_eq!(failure.to_string(), "connect: connection refused");
+    }
+
+    #[test]
+    fn failure_status_text() {
+        let failure = Failure::status(400, b"  Unsupported Content-Type: text/plain\n");
+        assert_eq!(
+            failure.to_string(),
+            "status 400: Unsupported Content-Type: text/plain"
+        );
+        assert_eq!(Failure::status(503, b"").to_string(), "status 503");
+    }
+
+    #[test]
+    fn failure_no_app_id_text() {
+        let failure = Failure::NoAppId("empty id".to_owned());
+        assert_eq!(failure.to_string(), "no app id in the answer: empty id");
+    }
 }
