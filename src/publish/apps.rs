@@ -687,9 +687,7 @@ impl Apps {
             return;
         };
         a.failures_in_row = a.failures_in_row.saturating_add(1);
-        // AP §1: 1 s doubling to 60 s.
-        let shift = a.failures_in_row.saturating_sub(1).min(16);
-        let delay = (BACKOFF_FIRST * (1u32 << shift)).min(BACKOFF_MAX);
+        let delay = backoff_delay(a.failures_in_row);
         a.link = Link::WaitDiscover { at: now + delay };
         let (method, target) = method_target(kind);
         let text = format!("{method} {target}: {failure}");
@@ -791,6 +789,15 @@ impl Apps {
             body,
         }
     }
+}
+
+/// AP §1: how long to wait after the `failures_in_row`-th failure in a row (counting from 1):
+/// 1 s doubling to 60 s, as Scope's probe does. Public so that the control websocket
+/// reconnects on the same schedule (AP §4).
+pub fn backoff_delay(failures_in_row: u32) -> Duration {
+    // Past 2^6 s the cap applies anyway; the bound keeps the shift from overflowing.
+    let shift = failures_in_row.saturating_sub(1).min(16);
+    (BACKOFF_FIRST * (1u32 << shift)).min(BACKOFF_MAX)
 }
 
 fn method_target(kind: RequestKind) -> (&'static str, &'static str) {
@@ -1426,6 +1433,13 @@ mod tests {
         assert_eq!(apps.app_id(a1), None);
         let req = only(drain(&mut apps, t15));
         assert_eq!((req.addr, req.kind), (a1, RequestKind::Discover));
+    }
+
+    #[test]
+    fn backoff_doubles_from_1_s_to_60_s() {
+        let delays: Vec<u64> = (0..=9).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
     }
 
     // Errors: the text after `publish: <addr>: <request>: `.
