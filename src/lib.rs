@@ -24,5 +24,6 @@ pub mod host;
 pub mod http;
 pub mod plugins;
 pub mod probe;
+pub mod publish;
 pub mod report;
 pub mod sys;
