@@ -20,5 +20,6 @@
 pub mod cli;
 pub mod http;
 pub mod plugins;
+pub mod publish;
 pub mod report;
 pub mod sys;

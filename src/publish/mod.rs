@@ -1,0 +1,2 @@
+//! Publishing to Scope apps.
+pub mod ws;
