@@ -1,2 +1,3 @@
 //! Publishing to Scope apps.
+pub mod rpc;
 pub mod ws;
