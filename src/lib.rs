@@ -22,4 +22,5 @@ pub mod http;
 pub mod plugins;
 pub mod publish;
 pub mod report;
+pub mod serve;
 pub mod sys;
