@@ -552,6 +552,32 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut input = GET.to_vec();
+            // Corrupt a few bytes of a valid request.
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % input.len();
+                input[at] = next() as u8;
+            }
+            let mut conn = ServerConn::new();
+            for chunk in input.chunks(5) {
+                if let Err(e) = conn.handle_input(chunk) {
+                    conn.respond_error(e);
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn path_without_query() {
         let mut conn = ServerConn::new();
         let request = conn

@@ -20,11 +20,9 @@
 //! extensions (no `permessage-deflate`) and never act as a server.
 //!
 //! ```text
-//!            send_close / error        Close received
-//!   Open ─────────────────────▶ AwaitingClose ──────────▶ Closed
-//!    │   Close received (echoed)                              ▲
-//!    └────────────────────────────────────────────────────────┘
-//!   any protocol error ─▶ Failed (a Close with 1002/1007/1009 is queued when still allowed)
+//!   Open ──send_close──▶ AwaitingClose ──Close received──▶ Closed
+//!    └───────────── Close received (our echo queued) ─────────▲
+//!   any receive error ─▶ Failed (a Close with 1002/1007/1009 is queued while Open)
 //! ```
 
 use std::fmt;
@@ -808,6 +806,64 @@ mod tests {
                 vec![Ok(Message::Binary(vec![7; 70_000]))],
                 "split at {split}"
             );
+        }
+    }
+
+    #[test]
+    fn input_is_compacted_around_a_partial_frame() {
+        let mut bytes = frame(true, OP_BINARY, &vec![1u8; 70_000]);
+        let text = frame(true, OP_TEXT, b"after");
+        bytes.extend_from_slice(&text[..3]);
+        let mut c = conn();
+        assert_eq!(
+            feed(&mut c, &bytes),
+            vec![Ok(Message::Binary(vec![1; 70_000]))]
+        );
+        // The consumed 70 kB prefix is dropped here, keeping the 3 pending bytes.
+        assert_eq!(
+            feed(&mut c, &text[3..]),
+            vec![Ok(Message::Text("after".into()))]
+        );
+        assert_eq!(c.input.len(), text.len());
+    }
+
+    #[test]
+    fn output_is_compacted_while_partly_written() {
+        let now = Instant::now();
+        let mut c = conn_at(now);
+        c.send_text(&"a".repeat(70_000), now).unwrap();
+        c.send_text("b", now).unwrap();
+        let total = c.pending_output().len();
+        let rest = c.pending_output()[COMPACT_AT..].to_vec();
+        c.consume_output(COMPACT_AT);
+        assert_eq!(c.pending_output(), rest.as_slice());
+        assert_eq!(c.output.len(), total - COMPACT_AT);
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        // A fixed xorshift stream: deterministic, and a mix of valid and broken frames.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    let b = next() as u8;
+                    // Bias the second byte towards unmasked short lengths.
+                    if i == 1 { b & 0x0F } else { b }
+                })
+                .collect();
+            let mut c = conn();
+            for chunk in bytes.chunks(3) {
+                let _ = feed(&mut c, chunk);
+            }
+            let _ = client_frames(c.pending_output());
         }
     }
 
