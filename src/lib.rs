@@ -12,6 +12,10 @@
 //!   interface addresses, uname). The only module allowed `unsafe`.
 //! - [`host`]: the probe's own Host node, read from `/proc` and the kernel.
 //! - [`probe`]: the event loop that ties it all together.
+//! - [`publish`]: Scope apps: discovery, publishing with backoff, the control websocket and
+//!   its net/rpc framing (`app-protocol.md`). Sans-IO, plus one resolver thread.
+//! - [`serve`]: the local `--http-listen` endpoints (`/api/report`, `/api/plugins`,
+//!   `/metrics`), sans-IO.
 //! - [`cli`]: the command-line contract (`spec/cli.md`).
 //!
 //! Everything that is not in `sys` is `unsafe`-free; protocol code takes `now` as a parameter
@@ -26,4 +30,5 @@ pub mod plugins;
 pub mod probe;
 pub mod publish;
 pub mod report;
+pub mod serve;
 pub mod sys;

@@ -10,7 +10,9 @@
 //! - [`resolver`]: the one helper thread of the probe, doing nothing but blocking
 //!   `getaddrinfo` lookups for [`apps`] and waking the event loop when an answer is ready.
 //! - [`gzip`]: the `Content-Encoding: gzip` of published reports.
-//! - The control websocket and its RPC (AP §4) live beside these, in their own modules.
+//! - [`ws`]: RFC 6455 client framing for the control websocket (AP §4).
+//! - [`rpc`]: Go's net/rpc JSON codec over that websocket, and the control request and
+//!   response bodies exchanged with plugins (RF §7.7–§7.8).
 //!
 //! Not here: sockets, HTTP framing and request deadlines (the `http` layer and the event loop
 //! do those and report each request's outcome back), building reports (`report`), and the
@@ -19,3 +21,5 @@
 pub mod apps;
 pub mod gzip;
 pub mod resolver;
+pub mod rpc;
+pub mod ws;
