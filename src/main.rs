@@ -2,6 +2,7 @@
 //! Everything else lives in the library.
 
 use std::io::{self, Read, Write};
+use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -68,6 +69,17 @@ fn config(options: &Options, sink: Sink) -> Result<Config, String> {
     config.api_version = options.api_version.clone();
     config.no_controls = options.no_controls;
     config.no_host = options.no_host;
+    config.token = options.token.clone();
+    config.http_listen = match &options.http_listen {
+        // Resolved once at start-up, before the loop runs (it may name a host).
+        Some(addr) => Some(
+            addr.to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| format!("cannot resolve --http-listen address {addr:?}"))?,
+        ),
+        None => None,
+    };
     config.sink = sink;
     Ok(config)
 }
@@ -83,7 +95,13 @@ fn run(options: &Options) -> Result<(), String> {
     let sink = if options.publish_stdout {
         Sink::Stdout
     } else {
-        Sink::None
+        Sink::Apps(
+            options
+                .targets
+                .iter()
+                .map(|t| (t.host.clone(), t.port))
+                .collect(),
+        )
     };
     let mut probe = start(config(options, sink)?)?;
     probe.run().map_err(|e| format!("event loop failed: {e}"))

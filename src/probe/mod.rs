@@ -1,5 +1,6 @@
 //! The probe: one mio event loop on one thread that discovers plugins, polls them
-//! concurrently under hard deadlines, merges their reports and publishes the result.
+//! concurrently under hard deadlines, merges their reports, publishes the result to Scope
+//! apps and carries the apps' control calls back to plugins.
 //!
 //! ```text
 //!            ┌──────────── publish interval (one arena of response bodies) ─────────────┐
@@ -8,27 +9,38 @@
 //!             last call of the tick done ─▶ validate in socket-path order ─▶ SpyReport
 //!  Publish ─▶ merge the interval's SpyReports (removed plugins left out) ─▶ sink
 //!            └──────────────────────────────────────────────────────────────────────────┘
+//!  apps:     resolve ─▶ GET /api ─▶ POST /api/report (gzip) … ; control websocket per app
+//!  controls: websocket call ─▶ POST /control ─▶ reply frames (+ shortcut report published)
 //! ```
 //!
 //! Response bodies of one publish interval move into a [`typed_arena::Arena`] that lives as
 //! long as that interval, so decoded reports borrow their strings from the bodies and the
 //! merge copies none of them. Everything with a time limit is an entry in [`Timers`]; the one
-//! timerfd is armed to the earliest entry after every turn. Nothing on the loop blocks:
-//! sockets are non-blocking, and discovery is a readdir of a local directory tree.
+//! timerfd is armed to the earliest entry before every wait. Nothing on the loop blocks:
+//! sockets are non-blocking, names are resolved by the resolver thread, and discovery is a
+//! readdir of a local directory tree.
 //!
-//! Out of scope here: the HTTP protocol ([`crate::http`]), validation and statuses
-//! ([`crate::plugins::registry`]), the report model ([`crate::report`]).
+//! Out of scope here: the protocols themselves ([`crate::http`], [`crate::publish`],
+//! [`crate::serve`]), validation and statuses ([`crate::plugins::registry`]), the report
+//! model ([`crate::report`]).
 
+mod apps;
 mod conn;
+mod controls;
 mod discovery;
+mod exchange;
+mod local;
 mod slab;
 mod timers;
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -41,27 +53,32 @@ use crate::plugins::scan::go_path_cmp;
 use crate::report::{self, Report, Time};
 use crate::sys::timer::TimerFd;
 
-use conn::{Answer, Drive, PluginCall, Purpose};
-pub use conn::{USER_AGENT, plugin_target, query_escape};
+use conn::{Conn, PluginCall, Purpose};
 use discovery::Discovery;
+use exchange::{Answer, Drive, Exchange};
+pub use exchange::{USER_AGENT, plugin_target, query_escape};
 use slab::Slab;
 pub use timers::{Timer, Timers};
 
 const TIMER: Token = Token(0);
 const INOTIFY: Token = Token(1);
 const SIGNALS: Token = Token(2);
-/// Plugin connections use `Token(PLUGIN_BASE + slot)`.
-const PLUGIN_BASE: usize = 1 << 20;
+const RESOLVER: Token = Token(3);
+const LOCAL: Token = Token(4);
+/// Connections use `Token(CONN_BASE + slot)`.
+const CONN_BASE: usize = 16;
 
 /// A new socket seen through inotify is polled after this short pause: `bind` creates the
 /// file before the plugin calls `listen`, and a connect in between would be refused.
-const NEW_SOCKET_GRACE: Duration = Duration::from_millis(15);
+const NEW_SOCKET_GRACE: Duration = Duration::from_millis(10);
 
 /// Where published reports go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sink {
     /// One JSON line per report on stdout (`--publish-stdout`).
     Stdout,
+    /// The Scope apps at these `(host, port)` targets (AP §1).
+    Apps(Vec<(String, u16)>),
     /// Nowhere: the caller takes reports through [`Probe::once`].
     None,
 }
@@ -83,20 +100,24 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Plugin `api_version` the probe speaks.
     pub api_version: String,
-    /// The probe's ID (`probe_id` query parameter, `control_probe_id`).
+    /// The probe's ID (`probe_id` query parameter, `X-Scope-Probe-ID`, `control_probe_id`).
     pub probe_id: String,
     /// Host name for the Host node ID `<hostname>;<host>`.
     pub hostname: String,
+    /// Sent to apps as `Authorization: Scope-Probe token=<token>`.
+    pub token: String,
     /// Strip controls from published reports and refuse control requests.
     pub no_controls: bool,
     /// Leave out the probe's own Host node.
     pub no_host: bool,
+    /// Serve `/api/report`, `/api/plugins` and `/metrics` here.
+    pub http_listen: Option<SocketAddr>,
     /// Where reports go.
     pub sink: Sink,
 }
 
 impl Config {
-    /// Defaults of the command-line contract, for the given root and probe ID.
+    /// Defaults of the command-line contract, for the given root, probe ID and hostname.
     pub fn new(plugins_root: Option<PathBuf>, probe_id: String, hostname: String) -> Config {
         Config {
             plugins_root,
@@ -108,8 +129,10 @@ impl Config {
             api_version: "1".to_string(),
             probe_id,
             hostname,
+            token: String::new(),
             no_controls: false,
             no_host: false,
+            http_listen: None,
             sink: Sink::None,
         }
     }
@@ -126,7 +149,8 @@ pub struct OnceOutcome {
     /// Scope's `Registry.Report()`: `MakeReport()` with every plugin's report merged in
     /// socket-path order, untagged, as JSON.
     pub plugins_report: Vec<u8>,
-    /// The report as it would be published (TS, tagging, controls policy), as JSON.
+    /// The report as it would be published (TS, Host node, tagging, controls policy), as
+    /// JSON.
     pub report: Vec<u8>,
     /// Each loaded plugin's ID and status after the poll.
     pub statuses: Vec<(String, String)>,
@@ -178,7 +202,7 @@ pub struct Probe {
     registry: Registry,
     host: Option<HostReporter>,
     timers: Timers,
-    calls: Slab<PluginCall>,
+    conns: Slab<Conn>,
     in_flight: HashSet<PathBuf>,
     ticks: Vec<Tick>,
     next_tick: u64,
@@ -186,10 +210,16 @@ pub struct Probe {
     scratch: Box<[u8]>,
     last_publish: Instant,
     running: bool,
+    apps: Option<apps::AppLinks>,
+    local: Option<TcpListener>,
+    /// The last published report as JSON, for `/api/report` (empty before the first).
+    last_report: Rc<[u8]>,
+    started_at: SystemTime,
 }
 
 impl Probe {
-    /// Sets up the loop: poll, timerfd, signals, and the first scan of the plugin root.
+    /// Sets up the loop: poll, timerfd, signals, the local listener, the resolver thread
+    /// (when publishing to apps) and the first scan of the plugin root.
     pub fn new(config: Config) -> io::Result<Probe> {
         let poll = Poll::new()?;
         let mut timer = TimerFd::new()?;
@@ -201,6 +231,29 @@ impl Probe {
         let discovery = match &config.plugins_root {
             Some(root) => Some(Discovery::new(root.clone(), poll.registry(), INOTIFY)?),
             None => None,
+        };
+        let local = match config.http_listen {
+            Some(addr) => {
+                let mut listener = TcpListener::bind(addr)?;
+                poll.registry()
+                    .register(&mut listener, LOCAL, Interest::READABLE)?;
+                log::info!(
+                    "http: serving /api/report, /api/plugins and /metrics on {}",
+                    listener.local_addr()?
+                );
+                Some(listener)
+            }
+            None => None,
+        };
+        let apps = match &config.sink {
+            Sink::Apps(targets) => Some(apps::AppLinks::new(
+                targets.clone(),
+                &config,
+                poll.registry(),
+                RESOLVER,
+                Instant::now(),
+            )?),
+            _ => None,
         };
         let host = (!config.no_host).then(|| HostReporter::new(&config.hostname, &config.probe_id));
         let mut probe = Probe {
@@ -214,7 +267,7 @@ impl Probe {
             registry: Registry::new(),
             host,
             timers: Timers::new(),
-            calls: Slab::default(),
+            conns: Slab::default(),
             in_flight: HashSet::new(),
             ticks: Vec::new(),
             next_tick: 0,
@@ -222,6 +275,10 @@ impl Probe {
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             last_publish: Instant::now(),
             running: false,
+            apps,
+            local,
+            last_report: Rc::from(Vec::new()),
+            started_at: SystemTime::now(),
         };
         probe.rescan(Instant::now());
         Ok(probe)
@@ -230,6 +287,11 @@ impl Probe {
     /// The registry of loaded plugins.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The address `--http-listen` is bound to (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Runs until SIGTERM or SIGINT: polls every spy interval, publishes every publish
@@ -243,6 +305,7 @@ impl Probe {
             .set(now + self.config.publish_interval, Timer::Publish);
         self.timers
             .set(now + self.config.rescan_interval, Timer::Rescan);
+        self.drive_apps(now);
         loop {
             let bodies = Arena::new();
             let mut interval = Interval {
@@ -250,9 +313,8 @@ impl Probe {
                 spies: Vec::new(),
             };
             let flow = loop {
-                match self.turn(&mut interval)? {
-                    None => continue,
-                    Some(flow) => break flow,
+                if let Some(flow) = self.turn(&mut interval)? {
+                    break flow;
                 }
             };
             if flow == Flow::Stop {
@@ -264,7 +326,7 @@ impl Probe {
     }
 
     /// One discovery and one poll of every plugin; returns as soon as every plugin answered
-    /// or timed out. Signals still stop it early (with an error of kind `Interrupted`).
+    /// or timed out. A signal stops it early (with an error of kind `Interrupted`).
     pub fn once(&mut self) -> io::Result<OnceOutcome> {
         let now = Instant::now();
         let bodies = Arena::new();
@@ -272,7 +334,7 @@ impl Probe {
             bodies: &bodies,
             spies: Vec::new(),
         };
-        let tick = self.start_tick(now, None, &mut interval);
+        let tick = self.start_tick(now, None);
         // A tick whose plugins all failed at connect is complete already.
         self.complete_ticks(&mut interval);
         while self.ticks.iter().any(|t| t.id == tick) {
@@ -341,7 +403,8 @@ impl Probe {
         (out, hosts)
     }
 
-    /// Applies what every published report gets: the controls policy and the taggers.
+    /// Applies what every published report gets: the controls policy and the taggers
+    /// (RF §8, AP §3).
     fn finish_report<'a>(&self, mut rpt: Report<'a>, now: Time) -> Report<'a> {
         if self.config.no_controls {
             rpt.strip_controls();
@@ -350,6 +413,7 @@ impl Probe {
         rpt
     }
 
+    /// Merges the interval's spy reports and hands the result to the sink.
     fn publish(&mut self, mut interval: Interval<'_>) -> io::Result<()> {
         let now = Instant::now();
         let now_time = Time::from_system(SystemTime::now());
@@ -359,29 +423,46 @@ impl Probe {
         if spy_ts.is_none() {
             rpt.ts = now_time;
         }
+        // AP §3: the window is the time since the previous publish, in nanoseconds.
         rpt.window_ns = now
             .saturating_duration_since(self.last_publish)
             .as_nanos()
             .min(i64::MAX as u128) as i64;
         self.last_publish = now;
+        rpt.id = report::Str::Owned(format!("{}", crate::sys::host::random_u64() >> 1));
         let rpt = self.finish_report(rpt, now_time);
         let mut json = Vec::with_capacity(64 * 1024);
         report::encode(&rpt, &mut json);
-        match self.config.sink {
+        self.publish_json(json, false, now)
+    }
+
+    /// Sends one encoded report to the sink; shortcut reports go out the same way, at once.
+    fn publish_json(&mut self, json: Vec<u8>, shortcut: bool, now: Instant) -> io::Result<()> {
+        match &self.config.sink {
             Sink::Stdout => {
-                json.push(b'\n');
                 // A slow reader of stdout can only hold up this debugging mode, never the
                 // plugins' deadlines: they are absolute and checked on the next turn.
                 let mut out = io::stdout().lock();
                 out.write_all(&json)?;
+                out.write_all(b"\n")?;
                 out.flush()?;
             }
+            Sink::Apps(_) => {
+                let body: Rc<[u8]> = Rc::from(crate::publish::gzip::gzip(&json));
+                if let Some(links) = &mut self.apps {
+                    links.apps.publish(body, shortcut, now);
+                }
+                self.drive_apps(now);
+            }
             Sink::None => {}
+        }
+        if !shortcut {
+            self.last_report = Rc::from(json);
         }
         Ok(())
     }
 
-    /// One turn of the loop: wait, dispatch events, run due timers, re-arm the timerfd.
+    /// One turn of the loop: arm the timer, wait, dispatch events, run due timers.
     fn turn<'a>(&mut self, interval: &mut Interval<'a>) -> io::Result<Option<Flow>> {
         self.rearm()?;
         let mut events = self
@@ -429,7 +510,9 @@ impl Probe {
                         }
                     }
                 }
-                Token(t) if t >= PLUGIN_BASE => self.handle_plugin_event(t - PLUGIN_BASE),
+                RESOLVER => self.handle_resolved(Instant::now()),
+                LOCAL => self.accept_local(Instant::now()),
+                Token(t) if t >= CONN_BASE => self.handle_conn_event(t - CONN_BASE),
                 // Sporadic events of sources already gone are harmless.
                 _ => {}
             }
@@ -444,9 +527,9 @@ impl Probe {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::SpyTick => {
-                    self.start_tick(now, None, interval);
-                    let next = now + self.config.spy_interval;
-                    self.timers.set(next, Timer::SpyTick);
+                    self.start_tick(now, None);
+                    self.timers
+                        .set(now + self.config.spy_interval, Timer::SpyTick);
                 }
                 Timer::Publish => {
                     flow = Some(Flow::Publish);
@@ -460,11 +543,12 @@ impl Probe {
                 }
                 Timer::PollNew => {
                     let paths = std::mem::take(&mut self.new_sockets);
-                    self.start_tick(now, Some(paths), interval);
+                    self.start_tick(now, Some(paths));
                 }
                 Timer::ConnDeadline { slot, generation } => {
-                    self.handle_deadline(slot, generation);
+                    self.handle_deadline(slot, generation, now);
                 }
+                Timer::Apps => self.handle_apps_timer(now),
             }
         }
         self.complete_ticks(interval);
@@ -503,76 +587,167 @@ impl Probe {
         }
     }
 
-    /// Drops in-flight calls to a removed plugin; their ticks stop waiting for them.
+    /// Drops in-flight report calls to a removed plugin; their ticks stop waiting for them.
+    /// Control calls run to their end: the app is owed an answer.
     fn cancel_calls_to(&mut self, path: &std::path::Path) {
-        for slot in self.calls.slots() {
-            if self.calls.get(slot).is_some_and(|c| c.path == path) {
-                self.finish_call(slot, None);
+        for slot in self.conns.slots() {
+            let doomed = matches!(
+                self.conns.get(slot),
+                Some(Conn::Plugin(c)) if c.path == path && matches!(c.purpose, Purpose::Report { .. })
+            );
+            if doomed {
+                self.finish_plugin_call(slot, None, Instant::now());
             }
         }
     }
 
+    /// Puts a connected socket into the slab, registers it and sets its deadline.
+    fn add_conn(&mut self, conn: Conn, deadline: Option<Instant>) -> io::Result<usize> {
+        let key = self.conns.insert(conn);
+        let token = Token(CONN_BASE + key.slot);
+        let registered = match self.conns.get_mut(key.slot) {
+            Some(conn) => {
+                let interest = conn.interest();
+                self.poll
+                    .registry()
+                    .register(conn.source(), token, interest)
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = registered {
+            self.conns.remove(key.slot);
+            return Err(e);
+        }
+        if let Some(at) = deadline {
+            self.timers.set(
+                at,
+                Timer::ConnDeadline {
+                    slot: key.slot,
+                    generation: key.generation,
+                },
+            );
+        }
+        Ok(key.slot)
+    }
+
+    /// Removes a connection from the slab and the poll.
+    fn remove_conn(&mut self, slot: usize) -> Option<Conn> {
+        let mut conn = self.conns.remove(slot)?;
+        // Deregistering can only fail if the fd is already gone; dropping closes it anyway.
+        let _ = self.poll.registry().deregister(conn.source());
+        Some(conn)
+    }
+
+    /// Re-registers a connection with the interest its state needs now.
+    fn reregister(&mut self, slot: usize) -> io::Result<()> {
+        let token = Token(CONN_BASE + slot);
+        match self.conns.get_mut(slot) {
+            Some(conn) => {
+                let interest = conn.interest();
+                self.poll
+                    .registry()
+                    .reregister(conn.source(), token, interest)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn handle_conn_event(&mut self, slot: usize) {
+        let now = Instant::now();
+        match self.conns.get(slot) {
+            Some(Conn::Plugin(_)) => self.handle_plugin_event(slot, now),
+            Some(Conn::App(_)) => self.handle_app_event(slot, now),
+            Some(Conn::Local(_)) => self.handle_local_event(slot, now),
+            Some(Conn::Ws(_)) => self.handle_ws_event(slot, now),
+            None => {}
+        }
+    }
+
+    fn handle_deadline(&mut self, slot: usize, generation: u64, now: Instant) {
+        let key = slab::Key { slot, generation };
+        if !self.conns.is_live(key) {
+            return; // finished before its deadline
+        }
+        match self.conns.get(slot) {
+            Some(Conn::Plugin(call)) => {
+                let received = call.exchange.received;
+                let timeout = self.config.plugin_timeout;
+                self.finish_plugin_call(
+                    slot,
+                    Some(Err(TransportError::Timeout { timeout, received })),
+                    now,
+                );
+            }
+            Some(Conn::App(_)) => self.app_call_timed_out(slot, now),
+            Some(Conn::Local(_)) => {
+                self.remove_conn(slot);
+            }
+            Some(Conn::Ws(_)) => self.handle_ws_timeout(slot, now),
+            None => {}
+        }
+    }
+
+    /// Opens a plugin connection for `purpose`. A refused or missing socket fails here, at
+    /// once, not after the deadline.
+    fn start_plugin_call(
+        &mut self,
+        path: &std::path::Path,
+        call: http::Call,
+        purpose: Purpose,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        let stream = UnixStream::connect(path).map_err(TransportError::Connect)?;
+        let conn = Conn::Plugin(PluginCall {
+            exchange: Exchange::new(stream, call, true),
+            path: path.to_path_buf(),
+            purpose,
+            started: now,
+        });
+        self.add_conn(conn, Some(now + self.config.plugin_timeout))
+            .map_err(TransportError::Io)?;
+        Ok(())
+    }
+
     /// Starts polling `only` (or every loaded plugin) for a new tick and returns its id. The
     /// tick completes in [`Probe::complete_ticks`] once none of its calls is in flight.
-    fn start_tick(
-        &mut self,
-        now: Instant,
-        only: Option<Vec<PathBuf>>,
-        _interval: &mut Interval<'_>,
-    ) -> u64 {
-        let paths: Vec<PathBuf> = match &only {
-            Some(paths) => paths.clone(),
+    fn start_tick(&mut self, now: Instant, only: Option<Vec<PathBuf>>) -> u64 {
+        let full = only.is_none();
+        let paths: Vec<PathBuf> = match only {
+            Some(paths) => paths,
             None => self.registry.iter().map(|p| p.path.clone()).collect(),
         };
         let id = self.next_tick;
         self.next_tick += 1;
         let mut tick = Tick {
             id,
-            full: only.is_none(),
+            full,
             ts: Time::from_system(SystemTime::now()),
             started: now,
             outstanding: 0,
             outcomes: Vec::new(),
         };
-        let limits = http::Limits {
-            max_body_bytes: self.config.max_response_bytes,
-            ..http::Limits::default()
-        };
+        let limits = self.plugin_limits();
         for path in paths {
             if self.registry.get(&path).is_none() || self.in_flight.contains(&path) {
                 // Not polled twice: the request in flight answers for this plugin.
                 continue;
             }
-            let call = conn::report_call(&self.config.api_version, &self.config.probe_id, limits);
-            match PluginCall::connect(&path, call, Purpose::Report { tick: id }, now) {
-                Ok(plugin_call) => {
-                    let interest = plugin_call.interest();
-                    let key = self.calls.insert(plugin_call);
-                    let token = Token(PLUGIN_BASE + key.slot);
-                    let registered = match self.calls.get_mut(key.slot) {
-                        Some(c) => self
-                            .poll
-                            .registry()
-                            .register(&mut c.stream, token, interest),
-                        None => Ok(()),
-                    };
-                    if let Err(e) = registered {
-                        self.calls.remove(key.slot);
-                        tick.outcomes
-                            .push((path, Err(TransportError::Io(e)), Duration::ZERO));
-                        continue;
-                    }
-                    self.timers.set(
-                        now + self.config.plugin_timeout,
-                        Timer::ConnDeadline {
-                            slot: key.slot,
-                            generation: key.generation,
-                        },
-                    );
+            let target = plugin_target("/report", &self.config.api_version, &self.config.probe_id);
+            let call = http::Call::new(
+                &http::Request {
+                    method: http::Method::Get,
+                    target: &target,
+                    host: "plugin",
+                    headers: &[("User-Agent", USER_AGENT)],
+                    body: &[],
+                },
+                limits,
+            );
+            match self.start_plugin_call(&path, call, Purpose::Report { tick: id }, now) {
+                Ok(()) => {
                     self.in_flight.insert(path);
                     tick.outstanding += 1;
                 }
-                // A refused or missing socket is reported at once, not after the deadline.
                 Err(e) => tick.outcomes.push((path, Err(e), Duration::ZERO)),
             }
         }
@@ -580,53 +755,54 @@ impl Probe {
         id
     }
 
-    fn handle_plugin_event(&mut self, slot: usize) {
-        let Some(call) = self.calls.get_mut(slot) else {
-            return;
+    fn plugin_limits(&self) -> http::Limits {
+        http::Limits {
+            max_body_bytes: self.config.max_response_bytes,
+            ..http::Limits::default()
+        }
+    }
+
+    fn handle_plugin_event(&mut self, slot: usize, now: Instant) {
+        let drive = match self.conns.get_mut(slot) {
+            Some(Conn::Plugin(call)) => call.exchange.drive(&mut self.scratch),
+            _ => return,
         };
-        match call.drive(&mut self.scratch) {
+        match drive {
             Drive::Pending => {
-                let interest = call.interest();
-                let token = Token(PLUGIN_BASE + slot);
-                if let Err(e) = self
-                    .poll
-                    .registry()
-                    .reregister(&mut call.stream, token, interest)
-                {
-                    self.finish_call(slot, Some(Err(TransportError::Io(e))));
+                if let Err(e) = self.reregister(slot) {
+                    self.finish_plugin_call(slot, Some(Err(TransportError::Io(e))), now);
                 }
             }
-            Drive::Done(result) => self.finish_call(slot, Some(result)),
+            Drive::Done(result) => self.finish_plugin_call(slot, Some(result), now),
         }
     }
 
-    fn handle_deadline(&mut self, slot: usize, generation: u64) {
-        let key = slab::Key { slot, generation };
-        if !self.calls.is_live(key) {
-            return; // finished before its deadline
-        }
-        let received = self.calls.get(slot).map_or(0, |c| c.received);
-        let timeout = self.config.plugin_timeout;
-        self.finish_call(
-            slot,
-            Some(Err(TransportError::Timeout { timeout, received })),
-        );
-    }
-
-    /// Removes a call; records its outcome in its tick (`None`: cancelled, no outcome).
-    fn finish_call(&mut self, slot: usize, result: Option<Result<Answer, TransportError>>) {
-        let Some(mut call) = self.calls.remove(slot) else {
+    /// Removes a plugin call and hands its outcome on (`None`: cancelled, no outcome).
+    fn finish_plugin_call(
+        &mut self,
+        slot: usize,
+        result: Option<Result<Answer, TransportError>>,
+        now: Instant,
+    ) {
+        let Some(Conn::Plugin(call)) = self.remove_conn(slot) else {
             return;
         };
-        // Deregistering can only fail if the fd is already gone; dropping closes it anyway.
-        let _ = self.poll.registry().deregister(&mut call.stream);
-        self.in_flight.remove(&call.path);
         let latency = call.started.elapsed();
-        let Purpose::Report { tick } = call.purpose;
-        if let Some(tick) = self.ticks.iter_mut().find(|t| t.id == tick) {
-            tick.outstanding = tick.outstanding.saturating_sub(1);
-            if let Some(result) = result {
-                tick.outcomes.push((call.path, result, latency));
+        match call.purpose {
+            Purpose::Report { tick } => {
+                self.in_flight.remove(&call.path);
+                if let Some(tick) = self.ticks.iter_mut().find(|t| t.id == tick) {
+                    tick.outstanding = tick.outstanding.saturating_sub(1);
+                    if let Some(result) = result {
+                        tick.outcomes.push((call.path, result, latency));
+                    }
+                }
+            }
+            Purpose::Control(reply) => {
+                let result = result.unwrap_or_else(|| {
+                    Err(TransportError::Io(io::ErrorKind::ConnectionAborted.into()))
+                });
+                self.finish_control(reply, &call.path, result, now);
             }
         }
     }

@@ -71,6 +71,15 @@ impl<T> Slab<T> {
             .is_some_and(|s| s.generation == key.generation && s.value.is_some())
     }
 
+    /// The key of the value in `slot`.
+    pub fn key(&self, slot: usize) -> Option<Key> {
+        let s = self.slots.get(slot)?;
+        s.value.as_ref().map(|_| Key {
+            slot,
+            generation: s.generation,
+        })
+    }
+
     /// Removes and returns the value in `slot`.
     pub fn remove(&mut self, slot: usize) -> Option<T> {
         let value = self.slots.get_mut(slot)?.value.take()?;

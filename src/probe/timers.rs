@@ -20,6 +20,8 @@ pub enum Timer {
     Rescan,
     /// Sockets that inotify just announced are polled (after a short grace period).
     PollNew,
+    /// The publishing layer needs the clock (backoff, re-resolution, websocket retry).
+    Apps,
     /// A plugin or app connection's deadline. Stale when the slot's generation moved on.
     ConnDeadline {
         /// Slot of the connection.
