@@ -1,5 +1,5 @@
-//! Plugin discovery (spec §7.1): a recursive walk of the plugins root for unix sockets, and the
-//! snapshot diff that turns each rescan into sockets added and removed.
+//! Plugin discovery (spec §7.1): a recursive walk of the plugins root for unix sockets. The
+//! registry diffs each scan against the plugins it knows.
 //!
 //! Rules, as Scope's `Registry.sockets`:
 //! - The root is `stat`ed (following symlinks). If that or reading it fails, the scan fails:
