@@ -985,3 +985,395 @@ impl<'de> DeserializeSeed<'de> for StrList {
         d.deserialize_any(StrListVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TopologyKind as K;
+
+    fn t(s: &str) -> Time {
+        Time::parse(s).unwrap()
+    }
+
+    fn dec(json: &str) -> Report<'_> {
+        decode_plugin_report(json.as_bytes(), t("2099-01-01T00:00:00Z"))
+            .unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    fn dec_err(json: &str) -> String {
+        match decode_plugin_report(json.as_bytes(), Time::ZERO) {
+            Ok(_) => panic!("{json} should not decode"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn host_node<'r, 'a>(r: &'r Report<'a>, id: &str) -> &'r Node<'a> {
+        r.topology(K::Host).nodes.get(id).unwrap()
+    }
+
+    // spec §1.2: keys are exact and case-sensitive.
+    #[test]
+    fn keys_are_case_sensitive() {
+        let r = dec(r#"{"host":{"nodes":{"a":{}}},"endpoint":{"label":"x"},
+            "plugins":[{"id":"p"}],"ts":"2023-06-01T00:00:00Z","Host":{"Label":"x","nodes":{"b":{"ID":"c"}}}}"#);
+        assert_eq!(r.topology(K::Host).nodes.len(), 1);
+        assert_eq!(host_node(&r, "b").id, "");
+        assert_eq!(r.topology(K::Host).label, "host");
+        assert_eq!(r.topology(K::Endpoint).label, "");
+        assert!(r.plugins.is_empty());
+        assert!(r.ts.is_zero());
+    }
+
+    // spec §1.3: unknown keys are skipped at every level, whatever their value.
+    #[test]
+    fn unknown_keys_skipped_everywhere() {
+        let r = dec(
+            r#"{"x":{"deep":[1,{"a":null}]},"Host":{"y":[1],"nodes":{"a":{"z":{},
+            "controls":{"timestamp":"bad","controls":["c"]},
+            "latest":{"k":{"timestamp":"2023-06-01T00:00:00Z","value":"v","extra":[true]}}}}},
+            "Plugins":[{"id":"p","label":"P","q":1}],"Sampling":{"Count":1,"Other":2}}"#,
+        );
+        assert_eq!(host_node(&r, "a").latest.get("k").unwrap().value, "v");
+        assert_eq!(r.plugins.get("p").unwrap().label, "P");
+        assert_eq!(r.sampling.count, 1);
+    }
+
+    // spec §1.4, §2.3: decoding over MakeReport keeps defaults for absent keys; an explicit
+    // "" replaces a default.
+    #[test]
+    fn absent_keys_keep_defaults() {
+        let r = dec(
+            r#"{"Host":{"nodes":{}},"Pod":{"label":""},"Container":{"shape":"square"},
+            "Endpoint":{"label":"ep"}}"#,
+        );
+        let host = r.topology(K::Host);
+        assert_eq!(
+            (&*host.shape, &*host.label, &*host.label_plural),
+            ("circle", "host", "hosts")
+        );
+        assert_eq!(r.topology(K::Pod).label, "");
+        assert_eq!(r.topology(K::Pod).label_plural, "pods");
+        assert_eq!(r.topology(K::Container).shape, "square");
+        assert_eq!(r.topology(K::Container).label, "container");
+        assert_eq!(r.topology(K::Endpoint).label, "ep");
+        assert_eq!(r.topology(K::Process), Report::make().topology(K::Process));
+    }
+
+    // spec §1.5: null resets struct-typed fields and empties maps/slices; a null time is
+    // left as it is; a null latest entry is {zero, ""}.
+    #[test]
+    fn null_handling() {
+        let r = dec(
+            r#"{"Host":null,"TS":null,"Process":{"nodes":null,"controls":null},
+            "Container":{"nodes":{"c":{"sets":null,"parents":null,"children":null,"adjacency":null,
+            "latest":{"a":null,"b":{"timestamp":null,"value":null}},
+            "metrics":{"m":{"samples":null,"min":null,"max":2}}}}},
+            "Plugins":null,"Sampling":null,"ID":null,"Window":null,"Shortcut":null}"#,
+        );
+        assert_eq!(r.topology(K::Host), &Topology::default());
+        assert!(r.ts.is_zero());
+        assert_eq!(r.topology(K::Process).label, "process");
+        let c = r.topology(K::Container).nodes.get("c").unwrap();
+        assert!(c.sets.is_empty() && c.parents.is_empty() && c.children.is_empty());
+        assert_eq!(c.latest.get("a"), Some(&LatestEntry::default()));
+        assert_eq!(c.latest.get("b"), Some(&LatestEntry::default()));
+        let m = c.metrics.get("m").unwrap();
+        assert_eq!((m.samples.len(), m.min, m.max), (0, 0.0, 2.0));
+        assert!(r.plugins.is_empty());
+        assert_eq!(r.id, "");
+    }
+
+    // spec §1.5: a null time leaves the earlier value (seen through a duplicate latest key).
+    #[test]
+    fn null_time_leaves_value() {
+        let r = dec(r#"{"Host":{"nodes":{"a":{"latest":{
+            "k":{"timestamp":"2023-06-01T00:00:00Z","value":"v"},
+            "k":{"timestamp":null}}}}}}"#);
+        let e = host_node(&r, "a").latest.get("k").unwrap();
+        assert_eq!(e.timestamp, t("2023-06-01T00:00:00Z"));
+        assert_eq!(e.value, "v");
+    }
+
+    // spec §1.6: lenient scalars into string fields keep their literal text.
+    #[test]
+    fn lenient_strings() {
+        let r = dec(
+            r#"{"ID":4.5e3,"Host":{"label":42,"shape":true,"tag":null,"nodes":{"a":{
+            "id":-0,"topology":false,"latest":{"k":{"value":1.50}},
+            "sets":{"s":[1,"a",null,true]}}}}}"#,
+        );
+        assert_eq!(r.id, "4.5e3");
+        let host = r.topology(K::Host);
+        assert_eq!((&*host.label, &*host.shape, &*host.tag), ("42", "true", ""));
+        let a = host_node(&r, "a");
+        assert_eq!((&*a.id, &*a.topology), ("-0", "false"));
+        assert_eq!(a.latest.get("k").unwrap().value, "1.50");
+        let s: Vec<&str> = a.sets.get("s").unwrap().iter().collect();
+        assert_eq!(s, ["", "1", "a", "true"]);
+        assert!(dec_err(r#"{"ID":[1]}"#).contains("array"));
+        assert!(dec_err(r#"{"ID":{}}"#).contains("map"));
+    }
+
+    // spec §1.6: quoted numbers into numeric fields; non-integral into int and string
+    // booleans are errors.
+    #[test]
+    fn lenient_numbers() {
+        let r = dec(r#"{"Window":"15","Sampling":{"Count":"3","Total":4.0},
+            "Host":{"controls":{"c":{"rank":"1"}},"metadata_templates":{"m":{"priority":"2.5","truncate":3}},
+            "nodes":{"a":{"metrics":{"m":{"min":"-1.5","max":"1e2"}}}}}}"#);
+        assert_eq!(r.window_ns, 15);
+        assert_eq!((r.sampling.count, r.sampling.total), (3, 4));
+        assert_eq!(r.topology(K::Host).controls.get("c").unwrap().rank, 1);
+        let m = r.topology(K::Host).metadata_templates.get("m").unwrap();
+        assert_eq!((m.priority, m.truncate), (2.5, 3));
+        let metric = host_node(&r, "a").metrics.get("m").unwrap();
+        assert_eq!((metric.min, metric.max), (-1.5, 100.0));
+        assert!(dec_err(r#"{"Window":1.5}"#).contains("non-integer 1.5"));
+        assert!(dec_err(r#"{"Shortcut":"true"}"#).contains("expected a boolean"));
+        assert!(dec_err(r#"{"Sampling":{"Count":-1}}"#).contains("negative"));
+        assert!(dec_err(r#"{"Host":{"controls":{"c":{"rank":true}}}}"#).contains("integer"));
+        assert!(
+            dec_err(r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":"NaN"}}}}}}"#)
+                .contains("float64")
+        );
+        let r = dec(r#"{"Shortcut":true}"#);
+        assert!(r.shortcut);
+    }
+
+    // spec §9.21: Window is integer nanoseconds; "15s" and 1.5 are errors.
+    #[test]
+    fn window_is_integer_nanoseconds() {
+        assert_eq!(dec(r#"{"Window":15000000000}"#).window_ns, 15_000_000_000);
+        assert!(dec_err(r#"{"Window":"15s"}"#).contains("\"15s\""));
+        assert!(dec_err(r#"{"Window":1.5}"#).starts_with("cannot decode non-integer"));
+    }
+
+    // spec §1.7: only the first JSON value is read.
+    #[test]
+    fn trailing_bytes_ignored() {
+        let r = dec(r#"{"ID":"x"} trailing garbage {"#);
+        assert_eq!(r.id, "x");
+        assert_eq!(dec("{}\n{}").id, "");
+    }
+
+    // spec §1.8 (recommendation), §9.2: any malformed part rejects the whole document.
+    #[test]
+    fn malformed_anywhere_is_an_error() {
+        dec_err(r#"{"Plugins":[{"id":"p","api_version":"1",}]}"#);
+        dec_err(r#"{"Host":{"nodes":{"a":{"latest":{"k":{"timestamp":"x"}}}}}}"#);
+        dec_err(r#"{"Host":{"nodes":{"a":{"sets":{"k":"notalist"}}}}}"#);
+        dec_err(r#"{"Host":{"nodes":{"a":{"adjacency":[{}]}}}}"#);
+        dec_err(r#"{"Host":{"nodes":{"a":{"children":[1]}}}}"#);
+        dec_err(r#"{"Host":{"nodes":[]}}"#);
+        dec_err(r#"{"Host":"x"}"#);
+        dec_err(r#"{"ID":"x""#);
+    }
+
+    // Decoding an empty body or a non-object is an error (spec §7.4 step 4).
+    #[test]
+    fn empty_or_non_object_is_an_error() {
+        for body in ["", " ", "null", "[]", "1", "\"x\"", "notJSON", "true"] {
+            dec_err(body);
+        }
+    }
+
+    // spec §1.9, §9.1: timestamps must be Go's RFC 3339; any invalid one is an error.
+    #[test]
+    fn invalid_timestamps_rejected() {
+        for bad in [
+            "\"2016-07-20T15:51:05Z01:00\"",
+            "\"2016-07-20T15:51:05+0100\"",
+            "\"2016-07-20t15:51:05Z\"",
+            "\"2016-07-20T15:51:05z\"",
+            "\"\"",
+            "1468000000",
+            "\"2016-07-20 15:51:05Z\"",
+        ] {
+            let latest = format!(
+                r#"{{"Host":{{"nodes":{{"a":{{"latest":{{"k":{{"timestamp":{bad}}}}}}}}}}}}}"#
+            );
+            assert!(dec_err(&latest).contains("timestamp"), "{latest}");
+            let sample = format!(
+                r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{"m":{{"samples":[{{"date":{bad}}}]}}}}}}}}}}}}"#
+            );
+            assert!(dec_err(&sample).contains("date"), "{sample}");
+            let legacy = format!(
+                r#"{{"Host":{{"nodes":{{"a":{{"latestControls":{{"c":{{"timestamp":{bad}}}}}}}}}}}}}"#
+            );
+            dec_err(&legacy);
+            dec_err(&format!(r#"{{"TS":{bad}}}"#));
+        }
+        let r = dec(r#"{"TS":"2023-06-01T11:00:00.5+02:00"}"#);
+        assert_eq!(r.ts, t("2023-06-01T09:00:00.5Z"));
+    }
+
+    // spec §4.2: a duplicate latest key is decoded over the earlier entry field by field.
+    #[test]
+    fn latest_duplicates_decode_over() {
+        let r = dec(r#"{"Host":{"nodes":{"a":{"latest":{
+            "k":{"timestamp":"2023-06-01T00:00:00Z","value":"first"},
+            "j":{"value":"j"},
+            "k":{"timestamp":"2022-01-01T00:00:00Z"}}}}}}"#);
+        let a = host_node(&r, "a");
+        let k = a.latest.get("k").unwrap();
+        assert_eq!(k.value, "first");
+        assert_eq!(k.timestamp, t("2022-01-01T00:00:00Z"));
+        assert_eq!(
+            a.latest.iter().map(|(k, _)| &**k).collect::<Vec<_>>(),
+            ["j", "k"]
+        );
+        assert!(a.latest.get("j").unwrap().timestamp.is_zero());
+    }
+
+    // spec §4.2, §9.7: sets and adjacency are sorted and de-duplicated on decode; a null set
+    // value keeps its key; the last duplicate set key wins.
+    #[test]
+    fn sets_normalised() {
+        let r = dec(
+            r#"{"Host":{"nodes":{"a":{"sets":{"b":["b","a","a"],"e":null,"d":[],"b2":["x"],"b2":["y"]},
+            "adjacency":["z","y","z"],"parents":{"host":["h2","h1"]}}}}}"#,
+        );
+        let a = host_node(&r, "a");
+        assert_eq!(
+            a.sets.get("b").unwrap().iter().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(a.sets.get("e").unwrap().is_empty());
+        assert!(a.sets.get("d").unwrap().is_empty());
+        assert_eq!(a.sets.get("b2").unwrap().iter().collect::<Vec<_>>(), ["y"]);
+        assert_eq!(a.adjacency.iter().collect::<Vec<_>>(), ["y", "z"]);
+        assert_eq!(
+            a.parents.get("host").unwrap().iter().collect::<Vec<_>>(),
+            ["h1", "h2"]
+        );
+    }
+
+    // spec §4.2: children are keyed by id, a later element replaces an earlier one.
+    #[test]
+    fn children_keyed_by_id() {
+        let r = dec(r#"{"Host":{"nodes":{"a":{"children":[
+            {"id":"c2","topology":"x"},{"id":"c1"},{"id":"c2","topology":"y"},{"topology":"z"}]}}}}"#);
+        let kids = &host_node(&r, "a").children;
+        assert_eq!(
+            kids.iter().map(|n| &*n.id).collect::<Vec<_>>(),
+            ["", "c1", "c2"]
+        );
+        assert_eq!(kids.get("c2").unwrap().topology, "y");
+    }
+
+    // spec §4.3, §9.5: latestControls becomes active_controls (sorted non-dead ids, newest
+    // non-dead timestamp), replacing any active_controls; node-level "controls" is dropped.
+    #[test]
+    fn legacy_latest_controls() {
+        let r = dec(r#"{"Host":{"nodes":{"a":{
+            "latest":{"active_controls":{"timestamp":"2030-01-01T00:00:00Z","value":"old"}},
+            "latestControls":{
+              "c3":{"timestamp":"2023-06-01T00:00:03Z","value":{"dead":false}},
+              "c2":{"timestamp":"2023-06-01T00:00:09Z","value":{"dead":true}},
+              "c1":{"timestamp":"2023-06-01T00:00:01Z","value":{"dead":false}}}},
+            "b":{"latestControls":{"c":{"timestamp":"2023-06-01T00:00:01Z","value":{"dead":true}}}},
+            "c":{"latestControls":{},"controls":{"timestamp":"2023-06-01T00:00:01Z","controls":["x"]}}}}}"#);
+        let a = host_node(&r, "a").latest.get("active_controls").unwrap();
+        assert_eq!(a.value, "c1;c3");
+        assert_eq!(a.timestamp, t("2023-06-01T00:00:03Z"));
+        let b = host_node(&r, "b").latest.get("active_controls").unwrap();
+        assert_eq!((b.value.as_ref(), b.timestamp), ("", Time::ZERO));
+        assert!(host_node(&r, "c").latest.is_empty());
+    }
+
+    // spec §4.3: counters become count_<k> = v + existing integer, stamped now.
+    #[test]
+    fn legacy_counters() {
+        let r = dec(r#"{"Host":{"nodes":{"a":{
+            "latest":{"count_x":{"timestamp":"2023-06-01T00:00:00Z","value":"5"},
+                      "count_y":{"timestamp":"2023-06-01T00:00:00Z","value":"nan"}},
+            "counters":{"x":2,"y":3,"z":"4"}}}}}"#);
+        let a = host_node(&r, "a");
+        let now = t("2099-01-01T00:00:00Z");
+        for (k, v) in [("count_x", "7"), ("count_y", "3"), ("count_z", "4")] {
+            let e = a.latest.get(k).unwrap();
+            assert_eq!((e.value.as_ref(), e.timestamp), (v, now), "{k}");
+        }
+    }
+
+    // spec §5.5, §9.14: Plugins duplicates collapse, the last one wins.
+    #[test]
+    fn plugin_duplicates_collapse() {
+        let r = dec(
+            r#"{"Plugins":[{"id":"b","label":"first"},{"id":"a"},{"id":"b","label":"second",
+            "interfaces":["reporter",7],"api_version":1,"description":"d","status":"s"}]}"#,
+        );
+        assert_eq!(r.plugins.len(), 2);
+        let b = r.plugins.get("b").unwrap();
+        assert_eq!(b.label, "second");
+        assert_eq!(b.interfaces, ["reporter", "7"]);
+        assert_eq!(
+            (&*b.api_version, &*b.description, &*b.status),
+            ("1", "d", "s")
+        );
+    }
+
+    // spec §9.4: the exact spellings.
+    #[test]
+    fn exact_spellings() {
+        let r = dec(r#"{"Host":{"labelPlural":"no","label_plural":"yes",
+            "controls":{"c":{"probeId":"p","probeID":"no"}},
+            "metadata_templates":{"m":{"dataType":"number","datatype":"no"}},
+            "table_templates":{"t":{"type":"multicolumn-table","columns":[{"id":"c","dataType":"ip"}],
+              "fixedRows":{"r":"R"}}}},
+            "Sampling":{"count":9,"Count":1,"Total":2}}"#);
+        let h = r.topology(K::Host);
+        assert_eq!(h.label_plural, "yes");
+        assert_eq!(h.controls.get("c").unwrap().probe_id, "p");
+        assert_eq!(h.metadata_templates.get("m").unwrap().data_type, "number");
+        let tt = h.table_templates.get("t").unwrap();
+        assert_eq!(tt.kind, "multicolumn-table");
+        assert_eq!(tt.columns[0].data_type, "ip");
+        assert_eq!(tt.fixed_rows.get("r").map(|s| s.as_ref()), Some("R"));
+        assert_eq!((r.sampling.count, r.sampling.total), (1, 2));
+    }
+
+    // spec §9.6, §9.13: map keys and id fields are kept as sent, even when they differ.
+    #[test]
+    fn ids_kept_as_sent() {
+        let r = dec(
+            r#"{"Host":{"metric_templates":{"metric-template-id":{"id":"metric-id"}},
+            "nodes":{"key":{"id":"other"}}}}"#,
+        );
+        let h = r.topology(K::Host);
+        assert_eq!(
+            h.metric_templates.get("metric-template-id").unwrap().id,
+            "metric-id"
+        );
+        assert_eq!(h.nodes.get("key").unwrap().id, "other");
+    }
+
+    // Zero-copy: plain strings are borrowed from the body; only escapes allocate.
+    #[test]
+    fn strings_borrowed_unless_escaped() {
+        let r = dec(r#"{"ID":"plain","Host":{"label":"tab\tx","nodes":{"k\u0041":{"id":"v"}}}}"#);
+        assert!(matches!(r.id, Cow::Borrowed("plain")));
+        assert!(matches!(r.topology(K::Host).label, Cow::Owned(ref s) if s == "tab\tx"));
+        let (k, n) = r.topology(K::Host).nodes.iter().next().unwrap();
+        assert_eq!(k, "kA");
+        assert!(matches!(n.id, Cow::Borrowed("v")));
+    }
+
+    // spec §7.9: shortcut reports are decoded over a zero report (no defaults).
+    #[test]
+    fn shortcut_has_no_defaults() {
+        let r = decode_shortcut_report(r#"{"Host":{"nodes":{"a":{}}}}"#, Time::ZERO).unwrap();
+        assert_eq!(r.topology(K::Host).label, "");
+        assert_eq!(r.topology(K::Process), &Topology::default());
+        assert!(decode_shortcut_report("", Time::ZERO).is_err());
+    }
+
+    // spec §1.6: a JSON string with escapes is unescaped; malformed escapes are errors.
+    #[test]
+    fn escapes() {
+        let r = dec(r#"{"ID":"a\"b\\c\u00e9\ud83d\ude00"}"#);
+        assert_eq!(r.id, "a\"b\\cé😀");
+        dec_err(r#"{"ID":"\x"}"#);
+        dec_err(r#"{"ID":"\ud800"}"#);
+    }
+}

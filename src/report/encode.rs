@@ -435,3 +435,129 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{Metric, Sample};
+    use crate::report::{Node, Time, TopologyKind as K, decode_plugin_report};
+
+    fn enc(r: &Report<'_>) -> String {
+        let mut out = Vec::new();
+        encode(r, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn node_json(n: Node<'_>) -> String {
+        let mut out = Vec::new();
+        node(&mut out, &n);
+        String::from_utf8(out).unwrap()
+    }
+
+    // spec §4.1: MakeNode("x") encodes with null sets/parents/children.
+    #[test]
+    fn make_node_encodes_like_go() {
+        assert_eq!(
+            node_json(Node::new("x")),
+            r#"{"id":"x","sets":null,"parents":null,"children":null}"#
+        );
+    }
+
+    // spec §2.1, §2.2: key order, struct order of topologies, empty topology as {},
+    // Window in ns, Plugins [] and zero TS.
+    #[test]
+    fn report_layout() {
+        let mut r = Report::empty();
+        r.window_ns = 15_000_000_000;
+        let s = enc(&r);
+        let mut expected = String::from(r#"{"TS":"0001-01-01T00:00:00Z""#);
+        for k in STRUCT_ORDER {
+            expected.push_str(&format!(r#","{}":{{}}"#, k.wire_key()));
+        }
+        expected.push_str(
+            r#","Sampling":{"Count":0,"Total":0},"Window":15000000000,"Shortcut":false,"Plugins":[],"ID":""}"#,
+        );
+        assert_eq!(s, expected);
+        let made = enc(&Report::make());
+        assert!(
+            made.contains(r#""Host":{"shape":"circle","label":"host","label_plural":"hosts"}"#)
+        );
+        assert!(made.contains(
+            r#""VolumeSnapshot":{"shape":"dottedcylinder","tag":"camera","label":"volume snapshot","label_plural":"volume snapshots"}"#
+        ));
+    }
+
+    // spec §4.2: metric min/max always written, samples omitted when empty; times Go-form.
+    #[test]
+    fn metric_layout() {
+        let mut out = Vec::new();
+        metric(&mut out, &Metric::default());
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"min":0,"max":0}"#);
+        let m = Metric {
+            samples: vec![Sample {
+                date: Time::parse("2023-06-01T09:30:17.250+02:00").unwrap(),
+                value: 1.5,
+            }],
+            min: 0.25,
+            max: 1e21,
+        };
+        let mut out = Vec::new();
+        metric(&mut out, &m);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5}],"min":0.25,"max":1e21}"#
+        );
+    }
+
+    // Strings are escaped so the output is valid JSON that decodes to the same text.
+    #[test]
+    fn strings_escaped() {
+        let mut out = Vec::new();
+        string(&mut out, "a\"b\\c\n\u{1}é<>&");
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#""a\"b\\c\n\u0001é<>&""#
+        );
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a\"b\\c\n\u{1}é<>&");
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.1,
+            1e-7,
+            12.34,
+            3e9,
+            1e21,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut out = Vec::new();
+            float(&mut out, v);
+            let back: f64 = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, v, "{}", String::from_utf8_lossy(&out));
+        }
+        let mut out = Vec::new();
+        float(&mut out, f64::NAN);
+        assert_eq!(out, b"0");
+    }
+
+    // Encoding Scope's own probe report and decoding it again gives the same report; the
+    // encoding is deterministic.
+    #[test]
+    fn go_probe_report_round_trips() {
+        let body = include_bytes!("../../tests/fixtures/go-probe-report.json");
+        let r = decode_plugin_report(body, Time::ZERO).unwrap();
+        assert!(!r.topology(K::Host).nodes.is_empty());
+        let once = enc(&r);
+        let again = decode_plugin_report(once.as_bytes(), Time::ZERO).unwrap();
+        assert_eq!(again, r);
+        assert_eq!(enc(&again), once);
+    }
+}
