@@ -52,22 +52,40 @@ fn decode_over<'a>(
     now: Time,
     base: fn() -> Report<'a>,
 ) -> Result<(), DecodeError> {
-    let cx = Cx { now };
-    let mut de = serde_json::Deserializer::from_str(text);
-    // No `de.end()`: only the first JSON value is read (spec §1.7).
-    match ReportSeed(report, cx).deserialize(&mut de) {
-        Ok(()) => Ok(()),
-        Err(err) => Err(DecodeError::from_json(
-            text,
-            &err,
-            path_of_error(text, base(), cx),
-        )),
+    let times = TimeCache::default();
+    let mut cx = Cx {
+        now,
+        raw_numbers: false,
+        times: &times,
+    };
+    loop {
+        let mut de = serde_json::Deserializer::from_str(text);
+        // No `de.end()`: only the first JSON value is read (spec §1.7).
+        match ReportSeed(report, cx).deserialize(&mut de) {
+            Ok(()) => return Ok(()),
+            // A non-integral number in a string field: its literal text is needed, which the
+            // fast path cannot see. Rare, so decode once more from scratch keeping raw text.
+            Err(err) if !cx.raw_numbers && err.to_string().starts_with(NEEDS_RAW) => {
+                cx.raw_numbers = true;
+                *report = base();
+            }
+            Err(err) => {
+                return Err(DecodeError::from_json(
+                    text,
+                    &err,
+                    path_of_error(text, base(), cx),
+                ));
+            }
+        }
     }
 }
 
+/// The message of the internal error that switches decoding to raw-text mode.
+const NEEDS_RAW: &str = "\u{0}scope-probe: literal number text needed";
+
 /// The error path only: decodes again with path tracking to name where the fault is, so the
 /// success path pays nothing for it.
-fn path_of_error<'a>(text: &'a str, mut report: Report<'a>, cx: Cx) -> Option<String> {
+fn path_of_error<'a>(text: &'a str, mut report: Report<'a>, cx: Cx<'_>) -> Option<String> {
     let mut track = serde_path_to_error::Track::new();
     let mut json = serde_json::Deserializer::from_str(text);
     let de = serde_path_to_error::Deserializer::new(&mut json, &mut track);
@@ -107,21 +125,71 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
 
 /// What every decoder needs besides its target.
 #[derive(Clone, Copy)]
-struct Cx {
+struct Cx<'c> {
     /// Stamps legacy counters (§4.3).
     now: Time,
+    /// Whether string fields take numbers through their raw text (slower). The fast path
+    /// handles strings, integers, booleans and null directly and bails out with
+    /// [`NEEDS_RAW`] on a float, whose literal text (`4.5e3`) only the raw token has.
+    raw_numbers: bool,
+    /// The last timestamp parsed: in probe reports most timestamps of a node are the same
+    /// string, and comparing is cheaper than parsing.
+    times: &'c TimeCache,
+}
+
+/// One remembered timestamp: its text and value.
+#[derive(Default)]
+struct TimeCache {
+    last: std::cell::Cell<CachedTime>,
+}
+
+#[derive(Clone, Copy)]
+struct CachedTime {
+    text: [u8; 40],
+    len: u8,
+    time: Time,
+}
+
+impl Default for CachedTime {
+    fn default() -> Self {
+        CachedTime {
+            text: [0; 40],
+            len: 0,
+            time: Time::ZERO,
+        }
+    }
+}
+
+impl TimeCache {
+    fn parse(&self, s: &str) -> Result<Time, super::time::TimeParseError> {
+        let last = self.last.get();
+        // `len == 0` is the empty cache; no valid time is that short.
+        if last.len != 0
+            && usize::from(last.len) == s.len()
+            && last.text.get(..s.len()) == Some(s.as_bytes())
+        {
+            return Ok(last.time);
+        }
+        let time = Time::parse(s)?;
+        let mut text = [0u8; 40];
+        if let (Some(dst), Ok(len)) = (text.get_mut(..s.len()), u8::try_from(s.len())) {
+            dst.copy_from_slice(s.as_bytes());
+            self.last.set(CachedTime { text, len, time });
+        }
+        Ok(time)
+    }
 }
 
 /// A value that can be decoded over its current contents (spec §1.4: absent keys keep what
 /// was there).
 trait DecodeOver<'de> {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error>;
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error>;
 }
 
 /// Seed that decodes into `&mut T`.
-struct Over<'x, T>(&'x mut T, Cx);
+struct Over<'x, 'c, T>(&'x mut T, Cx<'c>);
 
-impl<'de, T: DecodeOver<'de>> DeserializeSeed<'de> for Over<'_, T> {
+impl<'de, T: DecodeOver<'de>> DeserializeSeed<'de> for Over<'_, '_, T> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         self.0.decode_over(d, self.1)
@@ -133,12 +201,17 @@ impl<'de, T: DecodeOver<'de>> DeserializeSeed<'de> for Over<'_, T> {
 trait Fields<'de>: Default {
     const EXPECTING: &'static str;
     /// Decodes the value of field `key` (exact, case-sensitive, §1.2). Must consume the value.
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error>;
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error>;
 }
 
-struct StructVisitor<'x, T>(&'x mut T, Cx);
+struct StructVisitor<'x, 'c, T>(&'x mut T, Cx<'c>);
 
-impl<'de, T: Fields<'de>> Visitor<'de> for StructVisitor<'_, T> {
+impl<'de, T: Fields<'de>> Visitor<'de> for StructVisitor<'_, '_, T> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(T::EXPECTING)
@@ -158,7 +231,7 @@ impl<'de, T: Fields<'de>> Visitor<'de> for StructVisitor<'_, T> {
 macro_rules! struct_over {
     ($($ty:ident),*) => {$(
         impl<'de> DecodeOver<'de> for $ty<'de> {
-            fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+            fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
                 d.deserialize_any(StructVisitor(self, cx))
             }
         }
@@ -178,19 +251,19 @@ struct_over!(
 );
 
 impl<'de> DecodeOver<'de> for Metric {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
 
 impl<'de> DecodeOver<'de> for Sample {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
 
 impl<'de> DecodeOver<'de> for Sampling {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
@@ -226,15 +299,54 @@ impl<'de> Visitor<'de> for KeyVisitor {
 }
 
 /// A string field with ugorji's leniency (spec §1.6): a number, boolean or `null` becomes its
-/// literal text (`4.5e3` → `"4.5e3"`, `null` → `""`). The raw token gives the literal text;
-/// strings without escapes stay borrowed.
-struct LenientStr;
+/// literal text (`4.5e3` → `"4.5e3"`, `null` → `""`). Strings without escapes stay borrowed.
+/// The flag is [`Cx::raw_numbers`]: when set, the raw token gives the literal text.
+struct LenientStr(bool);
 
 impl<'de> DeserializeSeed<'de> for LenientStr {
     type Value = Str<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str<'de>, D::Error> {
-        let raw: &'de RawValue = serde::Deserialize::deserialize(d)?;
-        lenient_text(raw.get()).map_err(D::Error::custom)
+        if self.0 {
+            let raw: &'de RawValue = serde::Deserialize::deserialize(d)?;
+            lenient_text(raw.get()).map_err(D::Error::custom)
+        } else {
+            d.deserialize_any(FastStrVisitor)
+        }
+    }
+}
+
+/// The fast path of [`LenientStr`]. JSON integers have one spelling, so their text is
+/// rebuilt exactly (`-0` and integers beyond 64 bits arrive as floats).
+struct FastStrVisitor;
+
+impl<'de> Visitor<'de> for FastStrVisitor {
+    type Value = Str<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Str<'de>, E> {
+        Ok(Cow::Borrowed(""))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Str<'de>, E> {
+        Ok(Cow::Borrowed(if v { "true" } else { "false" }))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Str<'de>, E> {
+        Err(E::custom(NEEDS_RAW))
     }
 }
 
@@ -258,8 +370,12 @@ fn lenient_text(raw: &str) -> Result<Str<'_>, String> {
     }
 }
 
-fn decode_str<'de, A: MapAccess<'de>>(map: &mut A, into: &mut Str<'de>) -> Result<(), A::Error> {
-    *into = map.next_value_seed(LenientStr)?;
+fn decode_str<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    into: &mut Str<'de>,
+    cx: Cx<'_>,
+) -> Result<(), A::Error> {
+    *into = map.next_value_seed(LenientStr(cx.raw_numbers))?;
     Ok(())
 }
 
@@ -419,22 +535,25 @@ impl<'de> Visitor<'de> for StrictBool {
 }
 
 /// A `time.Time` field (spec §1.9): an RFC 3339 string; `null` leaves the value as it is.
-struct TimeOver<'x>(&'x mut Time);
+struct TimeOver<'x, 'c>(&'x mut Time, &'c TimeCache);
 
-impl<'de> DeserializeSeed<'de> for TimeOver<'_> {
+impl<'de> DeserializeSeed<'de> for TimeOver<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TimeOver<'_> {
+impl<'de> Visitor<'de> for TimeOver<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an RFC 3339 time string")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        *self.0 = Time::parse(v).map_err(|e| E::custom(format!("invalid time {v:?}: {e}")))?;
+        *self.0 = self
+            .1
+            .parse(v)
+            .map_err(|e| E::custom(format!("invalid time {v:?}: {e}")))?;
         Ok(())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
@@ -451,14 +570,14 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 /// A data map (`nodes`, `controls`, templates, …): `null` empties it; each key's value is
 /// decoded over the value already under that key, so duplicates decode over earlier ones.
 impl<'de, V: DecodeOver<'de> + Default> DecodeOver<'de> for SortedMap<'de, V> {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(MapVisitor(self, cx))
     }
 }
 
-struct MapVisitor<'x, 'de, V>(&'x mut SortedMap<'de, V>, Cx);
+struct MapVisitor<'x, 'c, 'de, V>(&'x mut SortedMap<'de, V>, Cx<'c>);
 
-impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, 'de, V> {
+impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, '_, 'de, V> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object")
@@ -478,22 +597,23 @@ impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, 'de, V> 
 
 /// Lets `SortedMap<Str>` (`fixedRows`) and sets use the map decoder.
 impl<'de> DecodeOver<'de> for Str<'de> {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
-        *self = LenientStr.deserialize(d)?;
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
+        *self = LenientStr(cx.raw_numbers).deserialize(d)?;
         Ok(())
     }
 }
 
 /// A StringSet (spec §4.2): `null` is empty; sorted and de-duplicated (our §9.7 fix).
 impl<'de> DecodeOver<'de> for StringSet<'de> {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
-        let items = d.deserialize_any(StrListVisitor)?;
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
+        let items = d.deserialize_any(StrListVisitor(cx.raw_numbers))?;
         *self = StringSet::from_unsorted(items);
         Ok(())
     }
 }
 
-struct StrListVisitor;
+/// Reads an array of lenient strings; the flag is [`Cx::raw_numbers`].
+struct StrListVisitor(bool);
 
 impl<'de> Visitor<'de> for StrListVisitor {
     type Value = Vec<Str<'de>>;
@@ -505,7 +625,7 @@ impl<'de> Visitor<'de> for StrListVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Str<'de>>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(s) = seq.next_element_seed(LenientStr)? {
+        while let Some(s) = seq.next_element_seed(LenientStr(self.0))? {
             items.push(s);
         }
         Ok(items)
@@ -513,9 +633,9 @@ impl<'de> Visitor<'de> for StrListVisitor {
 }
 
 /// A JSON array of structs, each decoded into a fresh value: `null` is empty.
-struct ListVisitor<T>(Cx, std::marker::PhantomData<T>);
+struct ListVisitor<'c, T>(Cx<'c>, std::marker::PhantomData<T>);
 
-impl<'de, T: DecodeOver<'de> + Default> Visitor<'de> for ListVisitor<T> {
+impl<'de, T: DecodeOver<'de> + Default> Visitor<'de> for ListVisitor<'_, T> {
     type Value = Vec<T>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array")
@@ -535,9 +655,9 @@ impl<'de, T: DecodeOver<'de> + Default> Visitor<'de> for ListVisitor<T> {
     }
 }
 
-struct ListSeed<T>(Cx, std::marker::PhantomData<T>);
+struct ListSeed<'c, T>(Cx<'c>, std::marker::PhantomData<T>);
 
-impl<'de, T: DecodeOver<'de> + Default> DeserializeSeed<'de> for ListSeed<T> {
+impl<'de, T: DecodeOver<'de> + Default> DeserializeSeed<'de> for ListSeed<'_, T> {
     type Value = Vec<T>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
         d.deserialize_any(ListVisitor(self.0, std::marker::PhantomData))
@@ -546,16 +666,16 @@ impl<'de, T: DecodeOver<'de> + Default> DeserializeSeed<'de> for ListSeed<T> {
 
 fn decode_list<'de, T: DecodeOver<'de> + Default, A: MapAccess<'de>>(
     map: &mut A,
-    cx: Cx,
+    cx: Cx<'_>,
 ) -> Result<Vec<T>, A::Error> {
     map.next_value_seed(ListSeed(cx, std::marker::PhantomData))
 }
 
 // ---- the report ----------------------------------------------------------------------
 
-struct ReportSeed<'x, 'a>(&'x mut Report<'a>, Cx);
+struct ReportSeed<'x, 'c, 'a>(&'x mut Report<'a>, Cx<'c>);
 
-impl<'de> DeserializeSeed<'de> for ReportSeed<'_, 'de> {
+impl<'de> DeserializeSeed<'de> for ReportSeed<'_, '_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         // A report must be an object; `null`, arrays and scalars are errors (an empty body is
@@ -564,9 +684,9 @@ impl<'de> DeserializeSeed<'de> for ReportSeed<'_, 'de> {
     }
 }
 
-struct ReportVisitor<'x, 'a>(&'x mut Report<'a>, Cx);
+struct ReportVisitor<'x, 'c, 'a>(&'x mut Report<'a>, Cx<'c>);
 
-impl<'de> Visitor<'de> for ReportVisitor<'_, 'de> {
+impl<'de> Visitor<'de> for ReportVisitor<'_, '_, 'de> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a report object")
@@ -575,7 +695,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, 'de> {
         let (r, cx) = (self.0, self.1);
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match &*key {
-                "TS" => map.next_value_seed(TimeOver(&mut r.ts))?,
+                "TS" => map.next_value_seed(TimeOver(&mut r.ts, cx.times))?,
                 "DNS" => map.next_value_seed(Over(&mut r.dns, cx))?,
                 "nodes" => map.next_value_seed(Over(&mut r.bug_dns, cx))?,
                 "Sampling" => map.next_value_seed(Over(&mut r.sampling, cx))?,
@@ -589,7 +709,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, 'de> {
                         r.plugins.insert(spec);
                     }
                 }
-                "ID" => decode_str(&mut map, &mut r.id)?,
+                "ID" => decode_str(&mut map, &mut r.id, cx)?,
                 other => match TopologyKind::from_wire_key(other) {
                     Some(k) => map.next_value_seed(Over(r.topology_mut(k), cx))?,
                     None => skip(&mut map)?,
@@ -602,12 +722,17 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, 'de> {
 
 impl<'de> Fields<'de> for Topology<'de> {
     const EXPECTING: &'static str = "a topology object";
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error> {
         match key {
-            "shape" => decode_str(map, &mut self.shape),
-            "tag" => decode_str(map, &mut self.tag),
-            "label" => decode_str(map, &mut self.label),
-            "label_plural" => decode_str(map, &mut self.label_plural),
+            "shape" => decode_str(map, &mut self.shape, cx),
+            "tag" => decode_str(map, &mut self.tag, cx),
+            "label" => decode_str(map, &mut self.label, cx),
+            "label_plural" => decode_str(map, &mut self.label_plural, cx),
             "nodes" => map.next_value_seed(Over(&mut self.nodes, cx)),
             "controls" => map.next_value_seed(Over(&mut self.controls, cx)),
             "metadata_templates" => map.next_value_seed(Over(&mut self.metadata_templates, cx)),
@@ -621,14 +746,14 @@ impl<'de> Fields<'de> for Topology<'de> {
 // ---- nodes ---------------------------------------------------------------------------
 
 impl<'de> DecodeOver<'de> for Node<'de> {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(NodeVisitor(self, cx))
     }
 }
 
-struct NodeVisitor<'x, 'de>(&'x mut Node<'de>, Cx);
+struct NodeVisitor<'x, 'c, 'de>(&'x mut Node<'de>, Cx<'c>);
 
-impl<'de> Visitor<'de> for NodeVisitor<'_, 'de> {
+impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a node object")
@@ -643,8 +768,8 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, 'de> {
         let mut counters: SortedMap<'de, Counter> = SortedMap::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match &*key {
-                "id" => decode_str(&mut map, &mut n.id)?,
-                "topology" => decode_str(&mut map, &mut n.topology)?,
+                "id" => decode_str(&mut map, &mut n.id, cx)?,
+                "topology" => decode_str(&mut map, &mut n.topology, cx)?,
                 "sets" => map.next_value_seed(Over(&mut n.sets, cx))?,
                 "adjacency" => map.next_value_seed(Over(&mut n.adjacency, cx))?,
                 "latest" => map.next_value_seed(Over(&mut n.latest.map, cx))?,
@@ -677,16 +802,21 @@ struct LegacyControl {
 }
 
 impl<'de> DecodeOver<'de> for LegacyControl {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
 
 impl<'de> Fields<'de> for LegacyControl {
     const EXPECTING: &'static str = "a latestControls entry";
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error> {
         match key {
-            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp)),
+            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp, cx.times)),
             "value" => {
                 let mut v = LegacyControlValue::default();
                 map.next_value_seed(Over(&mut v, cx))?;
@@ -704,7 +834,7 @@ struct LegacyControlValue {
 }
 
 impl<'de> DecodeOver<'de> for LegacyControlValue {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
@@ -715,7 +845,7 @@ impl<'de> Fields<'de> for LegacyControlValue {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        _cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
             "dead" => self.dead = map.next_value_seed(StrictBool)?,
@@ -730,7 +860,7 @@ impl<'de> Fields<'de> for LegacyControlValue {
 struct Counter(i64);
 
 impl<'de> DecodeOver<'de> for Counter {
-    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx) -> Result<(), D::Error> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx<'_>) -> Result<(), D::Error> {
         self.0 = LenientInt.deserialize(d)?;
         Ok(())
     }
@@ -777,11 +907,11 @@ impl<'de> Fields<'de> for LatestEntry<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp)),
-            "value" => decode_str(map, &mut self.value),
+            "timestamp" => map.next_value_seed(TimeOver(&mut self.timestamp, cx.times)),
+            "value" => decode_str(map, &mut self.value, cx),
             _ => skip(map),
         }
     }
@@ -789,7 +919,12 @@ impl<'de> Fields<'de> for LatestEntry<'de> {
 
 impl<'de> Fields<'de> for Metric {
     const EXPECTING: &'static str = "a metric object";
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error> {
         match key {
             "samples" => self.samples = decode_list(map, cx)?,
             "min" => self.min = map.next_value_seed(LenientFloat)?,
@@ -806,10 +941,10 @@ impl<'de> Fields<'de> for Sample {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "date" => map.next_value_seed(TimeOver(&mut self.date))?,
+            "date" => map.next_value_seed(TimeOver(&mut self.date, cx.times))?,
             "value" => self.value = map.next_value_seed(LenientFloat)?,
             _ => skip(map)?,
         }
@@ -825,18 +960,18 @@ impl<'de> Fields<'de> for Control<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "human" => decode_str(map, &mut self.human),
-            "icon" => decode_str(map, &mut self.icon),
-            "confirmation" => decode_str(map, &mut self.confirmation),
+            "id" => decode_str(map, &mut self.id, cx),
+            "human" => decode_str(map, &mut self.human, cx),
+            "icon" => decode_str(map, &mut self.icon, cx),
+            "confirmation" => decode_str(map, &mut self.confirmation, cx),
             "rank" => {
                 self.rank = map.next_value_seed(LenientInt)?;
                 Ok(())
             }
-            "probeId" => decode_str(map, &mut self.probe_id),
+            "probeId" => decode_str(map, &mut self.probe_id, cx),
             _ => skip(map),
         }
     }
@@ -848,21 +983,21 @@ impl<'de> Fields<'de> for MetadataTemplate<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "label" => decode_str(map, &mut self.label),
+            "id" => decode_str(map, &mut self.id, cx),
+            "label" => decode_str(map, &mut self.label, cx),
             "truncate" => {
                 self.truncate = map.next_value_seed(LenientInt)?;
                 Ok(())
             }
-            "dataType" => decode_str(map, &mut self.data_type),
+            "dataType" => decode_str(map, &mut self.data_type, cx),
             "priority" => {
                 self.priority = map.next_value_seed(LenientFloat)?;
                 Ok(())
             }
-            "from" => decode_str(map, &mut self.from),
+            "from" => decode_str(map, &mut self.from, cx),
             _ => skip(map),
         }
     }
@@ -874,13 +1009,13 @@ impl<'de> Fields<'de> for MetricTemplate<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "label" => decode_str(map, &mut self.label),
-            "format" => decode_str(map, &mut self.format),
-            "group" => decode_str(map, &mut self.group),
+            "id" => decode_str(map, &mut self.id, cx),
+            "label" => decode_str(map, &mut self.label, cx),
+            "format" => decode_str(map, &mut self.format, cx),
+            "group" => decode_str(map, &mut self.group, cx),
             "priority" => {
                 self.priority = map.next_value_seed(LenientFloat)?;
                 Ok(())
@@ -892,12 +1027,17 @@ impl<'de> Fields<'de> for MetricTemplate<'de> {
 
 impl<'de> Fields<'de> for TableTemplate<'de> {
     const EXPECTING: &'static str = "a table template object";
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "label" => decode_str(map, &mut self.label),
-            "prefix" => decode_str(map, &mut self.prefix),
-            "type" => decode_str(map, &mut self.kind),
+            "id" => decode_str(map, &mut self.id, cx),
+            "label" => decode_str(map, &mut self.label, cx),
+            "prefix" => decode_str(map, &mut self.prefix, cx),
+            "type" => decode_str(map, &mut self.kind, cx),
             "columns" => {
                 self.columns = decode_list(map, cx)?;
                 Ok(())
@@ -914,12 +1054,12 @@ impl<'de> Fields<'de> for Column<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "label" => decode_str(map, &mut self.label),
-            "dataType" => decode_str(map, &mut self.data_type),
+            "id" => decode_str(map, &mut self.id, cx),
+            "label" => decode_str(map, &mut self.label, cx),
+            "dataType" => decode_str(map, &mut self.data_type, cx),
             _ => skip(map),
         }
     }
@@ -927,7 +1067,12 @@ impl<'de> Fields<'de> for Column<'de> {
 
 impl<'de> Fields<'de> for DnsRecord<'de> {
     const EXPECTING: &'static str = "a DNS record object";
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A, cx: Cx) -> Result<(), A::Error> {
+    fn field<A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        cx: Cx<'_>,
+    ) -> Result<(), A::Error> {
         match key {
             "forward" => map.next_value_seed(Over(&mut self.forward, cx)),
             "reverse" => map.next_value_seed(Over(&mut self.reverse, cx)),
@@ -942,7 +1087,7 @@ impl<'de> Fields<'de> for Sampling {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        _cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
             "Count" => self.count = map.next_value_seed(LenientUint)?,
@@ -959,16 +1104,16 @@ impl<'de> Fields<'de> for PluginSpec<'de> {
         &mut self,
         key: &str,
         map: &mut A,
-        _cx: Cx,
+        cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "id" => decode_str(map, &mut self.id),
-            "label" => decode_str(map, &mut self.label),
-            "description" => decode_str(map, &mut self.description),
-            "api_version" => decode_str(map, &mut self.api_version),
-            "status" => decode_str(map, &mut self.status),
+            "id" => decode_str(map, &mut self.id, cx),
+            "label" => decode_str(map, &mut self.label, cx),
+            "description" => decode_str(map, &mut self.description, cx),
+            "api_version" => decode_str(map, &mut self.api_version, cx),
+            "status" => decode_str(map, &mut self.status, cx),
             "interfaces" => {
-                self.interfaces = map.next_value_seed(StrList)?;
+                self.interfaces = map.next_value_seed(StrList(cx.raw_numbers))?;
                 Ok(())
             }
             _ => skip(map),
@@ -976,13 +1121,13 @@ impl<'de> Fields<'de> for PluginSpec<'de> {
     }
 }
 
-/// An array of strings kept in order (`interfaces`).
-struct StrList;
+/// An array of strings kept in order (`interfaces`); the flag is [`Cx::raw_numbers`].
+struct StrList(bool);
 
 impl<'de> DeserializeSeed<'de> for StrList {
     type Value = Vec<Str<'de>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Str<'de>>, D::Error> {
-        d.deserialize_any(StrListVisitor)
+        d.deserialize_any(StrListVisitor(self.0))
     }
 }
 
@@ -1110,8 +1255,13 @@ mod tests {
         assert_eq!(a.latest.get("k").unwrap().value, "1.50");
         let s: Vec<&str> = a.sets.get("s").unwrap().iter().collect();
         assert_eq!(s, ["", "1", "a", "true"]);
-        assert!(dec_err(r#"{"ID":[1]}"#).contains("array"));
-        assert!(dec_err(r#"{"ID":{}}"#).contains("map"));
+        assert!(dec_err(r#"{"ID":[1]}"#).contains("expected a string"));
+        assert!(dec_err(r#"{"ID":{}}"#).contains("expected a string"));
+        // The raw-text path (taken once a float is seen) rejects them too.
+        assert!(
+            dec_err(r#"{"Window":1,"TS":null,"ID":1.5,"Host":{"label":[1]}}"#).contains("array")
+        );
+        assert!(dec_err(r#"{"ID":1.5,"Host":{"label":{}}}"#).contains("map"));
     }
 
     // spec §1.6: quoted numbers into numeric fields; non-integral into int and string
@@ -1375,5 +1525,55 @@ mod tests {
         assert_eq!(r.id, "a\"b\\cé😀");
         dec_err(r#"{"ID":"\x"}"#);
         dec_err(r#"{"ID":"\ud800"}"#);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    // The timestamp cache returns the same values as parsing each one.
+    #[test]
+    fn repeated_and_changing_timestamps() {
+        let body = r#"{"Host":{"nodes":{"a":{"latest":{
+            "a":{"timestamp":"2023-06-01T00:00:00Z"},"b":{"timestamp":"2023-06-01T00:00:00Z"},
+            "c":{"timestamp":"2023-06-01T00:00:01Z"},"d":{"timestamp":"2023-06-01T00:00:00Z"}}}}}}"#;
+        let r = decode_plugin_report(body.as_bytes(), Time::ZERO).unwrap();
+        let n = r.topology(TopologyKind::Host).nodes.get("a").unwrap();
+        let ts: Vec<String> = n
+            .latest
+            .iter()
+            .map(|(_, e)| e.timestamp.to_string())
+            .collect();
+        assert_eq!(
+            ts,
+            [
+                "2023-06-01T00:00:00Z",
+                "2023-06-01T00:00:00Z",
+                "2023-06-01T00:00:01Z",
+                "2023-06-01T00:00:00Z"
+            ]
+        );
+        let cache = TimeCache::default();
+        assert!(cache.parse("").is_err());
+        assert!(cache.parse("2023-06-01T00:00:00Z").is_ok());
+        assert!(cache.parse("").is_err());
+        let long = "2023-06-01T00:00:00.1234567890123456789012345+02:00";
+        assert_eq!(cache.parse(long).unwrap(), Time::parse(long).unwrap());
+        assert_eq!(cache.parse(long).unwrap(), Time::parse(long).unwrap());
+    }
+
+    // The fast path falls back to raw text for floats anywhere in the document.
+    #[test]
+    fn float_in_string_field_late_in_document() {
+        let body =
+            r#"{"ID":"x","Host":{"nodes":{"a":{"latest":{"k":{"value":1e3},"j":{"value":7}}}}}}"#;
+        let r = decode_plugin_report(body.as_bytes(), Time::ZERO).unwrap();
+        let n = r.topology(TopologyKind::Host).nodes.get("a").unwrap();
+        assert_eq!(n.latest.get("k").unwrap().value, "1e3");
+        assert_eq!(n.latest.get("j").unwrap().value, "7");
+        assert_eq!(r.id, "x");
+        let e = decode_plugin_report(br#"{"ID":1.5,"Window":true}"#, Time::ZERO).unwrap_err();
+        assert!(e.to_string().contains("Window"), "{e}");
     }
 }
