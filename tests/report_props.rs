@@ -7,6 +7,7 @@
 mod util;
 
 use proptest::prelude::*;
+use scope_probe::report::testing::{decode_fast_only, decode_reference};
 use scope_probe::report::{
     Report, Time, TopologyKind, decode_plugin_report, decode_shortcut_report, encode,
     rewrite_controls,
@@ -43,6 +44,24 @@ fn fixture_bodies() -> Vec<Vec<u8>> {
         }
     }
     bodies
+}
+
+/// The fast decoding path agrees with the serde reference decoder: whatever the fast path
+/// accepts, the reference accepts with an equal result (and the public decoder returns it).
+fn fast_path_agrees(body: &[u8]) -> Result<(), TestCaseError> {
+    if let Some(fast) = decode_fast_only(body, now()) {
+        let reference = decode_reference(body, now()).map_err(|e| {
+            TestCaseError::fail(format!(
+                "fast path accepted what the reference rejects ({e}): {}",
+                String::from_utf8_lossy(body)
+            ))
+        })?;
+        prop_assert_eq!(&fast, &reference, "{}", String::from_utf8_lossy(body));
+    }
+    let public = decode_plugin_report(body, now());
+    let reference = decode_reference(body, now());
+    prop_assert_eq!(public, reference);
+    Ok(())
 }
 
 /// Decodes, and if that works, merges into a fresh report, rewrites, tags and encodes. Must
@@ -334,11 +353,13 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
         exercise(&body);
+        fast_path_agrees(&body)?;
     }
 
     #[test]
     fn arbitrary_text_never_panics(body in "[{}\\[\\]\":,0-9a-zA-Z.+\\-\\\\ ]{0,200}") {
         exercise(body.as_bytes());
+        fast_path_agrees(body.as_bytes())?;
     }
 
     #[test]
@@ -352,6 +373,7 @@ proptest! {
             apply(&mut body, m);
         }
         exercise(&body);
+        fast_path_agrees(&body)?;
     }
 
     #[test]
@@ -359,6 +381,9 @@ proptest! {
         inputs in prop::collection::vec(report(), 1..4),
     ) {
         let bodies: Vec<String> = inputs.iter().map(Value::to_string).collect();
+        for body in &bodies {
+            fast_path_agrees(body.as_bytes())?;
+        }
         let mut acc = Report::make();
         for body in &bodies {
             let r = decode_plugin_report(body.as_bytes(), now())
@@ -376,4 +401,40 @@ proptest! {
         // Owned copies are equal too.
         prop_assert_eq!(acc.clone().into_owned(), acc);
     }
+}
+
+/// The fast path really takes Scope's own reports and the real plugins' reports (it must not
+/// silently hand everything to the slower decoder).
+#[test]
+fn fast_path_takes_real_reports() {
+    let root = util::fixtures();
+    let mut files = vec![root.join("go-probe-report.json")];
+    files.extend(
+        util::json_files(&root.join("real-plugins"))
+            .into_iter()
+            .filter(|f| std::fs::metadata(f).map(|m| m.len() > 10).unwrap_or(false)),
+    );
+    for f in files {
+        let body = std::fs::read(&f).expect("fixture");
+        let fast = decode_fast_only(&body, now());
+        assert!(
+            fast.is_some(),
+            "{} is not taken by the fast path",
+            f.display()
+        );
+        assert_eq!(fast, decode_reference(&body, now()).ok(), "{}", f.display());
+    }
+    // Merge vector inputs (Go-encoded) too, except the ones with escapes.
+    let mut taken = 0;
+    for f in util::json_files(&root.join("vectors/merge")) {
+        let v = util::load_json(&f);
+        for input in v["inputs"].as_array().into_iter().flatten() {
+            let body = input.to_string();
+            if let Some(fast) = decode_fast_only(body.as_bytes(), now()) {
+                taken += 1;
+                assert_eq!(Some(fast), decode_reference(body.as_bytes(), now()).ok());
+            }
+        }
+    }
+    assert!(taken > 100, "fast path took only {taken} merge inputs");
 }

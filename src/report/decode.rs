@@ -34,7 +34,7 @@ use super::{Report, Str, TopologyKind};
 pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
     let mut report = Report::make();
-    decode_over(text, &mut report, now, Report::make)?;
+    decode_over(text, &mut report, now, Report::make, true)?;
     Ok(report)
 }
 
@@ -42,8 +42,28 @@ pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, Decode
 /// shapes or labels. Same rules as [`decode_plugin_report`] otherwise.
 pub fn decode_shortcut_report(json: &str, now: Time) -> Result<Report<'_>, DecodeError> {
     let mut report = Report::empty();
-    decode_over(json, &mut report, now, Report::empty)?;
+    decode_over(json, &mut report, now, Report::empty, true)?;
     Ok(report)
+}
+
+/// [`decode_plugin_report`] with the serde decoder only (the reference the fast path is
+/// tested against).
+#[doc(hidden)]
+pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let mut report = Report::make();
+    decode_over(text, &mut report, now, Report::make, false)?;
+    Ok(report)
+}
+
+/// The fast path alone over [`Report::make`]: `None` where it would hand over to the serde
+/// decoder.
+#[doc(hidden)]
+pub fn decode_fast_only(body: &[u8], now: Time) -> Option<Report<'_>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut report = Report::make();
+    super::fast::decode(text, &mut report, &TimeCache::default(), now)?;
+    Some(report)
 }
 
 fn decode_over<'a>(
@@ -51,8 +71,17 @@ fn decode_over<'a>(
     report: &mut Report<'a>,
     now: Time,
     base: fn() -> Report<'a>,
+    try_fast: bool,
 ) -> Result<(), DecodeError> {
     let times = TimeCache::default();
+    if try_fast {
+        if super::fast::decode(text, report, &times, now).is_some() {
+            return Ok(());
+        }
+        // The fast path only takes what it fully understands; everything else, errors
+        // included, goes through the serde decoder from a fresh base.
+        *report = base();
+    }
     let mut cx = Cx {
         now,
         raw_numbers: false,
@@ -139,7 +168,7 @@ struct Cx<'c> {
 
 /// One remembered timestamp: its text and value.
 #[derive(Default)]
-struct TimeCache {
+pub(crate) struct TimeCache {
     last: std::cell::Cell<CachedTime>,
 }
 
@@ -161,7 +190,7 @@ impl Default for CachedTime {
 }
 
 impl TimeCache {
-    fn parse(&self, s: &str) -> Result<Time, super::time::TimeParseError> {
+    pub(crate) fn parse(&self, s: &str) -> Result<Time, super::time::TimeParseError> {
         let last = self.last.get();
         // `len == 0` is the empty cache; no valid time is that short.
         if last.len != 0
@@ -796,9 +825,9 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
 
 /// One legacy `latestControls` entry: `{"timestamp", "value": {"dead": bool}}` (spec §4.3).
 #[derive(Default)]
-struct LegacyControl {
-    timestamp: Time,
-    dead: bool,
+pub(crate) struct LegacyControl {
+    pub(crate) timestamp: Time,
+    pub(crate) dead: bool,
 }
 
 impl<'de> DecodeOver<'de> for LegacyControl {
@@ -857,7 +886,7 @@ impl<'de> Fields<'de> for LegacyControlValue {
 
 /// A legacy counter value.
 #[derive(Default)]
-struct Counter(i64);
+pub(crate) struct Counter(pub(crate) i64);
 
 impl<'de> DecodeOver<'de> for Counter {
     fn decode_over<D: Deserializer<'de>>(&mut self, d: D, _cx: Cx<'_>) -> Result<(), D::Error> {
@@ -869,7 +898,7 @@ impl<'de> DecodeOver<'de> for Counter {
 /// spec §4.3: `latestControls` becomes `latest.active_controls`: the non-dead IDs joined with
 /// `;`, stamped with the newest non-dead timestamp (zero when all are dead). Go joins them in
 /// random map order; we use sorted order so the result is deterministic.
-fn apply_latest_controls<'de>(
+pub(crate) fn apply_latest_controls<'de>(
     latest: &mut LatestMap<'de>,
     controls: SortedMap<'de, LegacyControl>,
 ) {
@@ -890,7 +919,11 @@ fn apply_latest_controls<'de>(
 
 /// spec §4.3: each legacy counter `k: v` becomes `latest["count_<k>"]` = v plus the integer
 /// already there (if any), stamped `now`.
-fn apply_counters<'de>(latest: &mut LatestMap<'de>, counters: SortedMap<'de, Counter>, now: Time) {
+pub(crate) fn apply_counters<'de>(
+    latest: &mut LatestMap<'de>,
+    counters: SortedMap<'de, Counter>,
+    now: Time,
+) {
     for (k, v) in counters.iter() {
         let key = format!("count_{k}");
         let existing = latest

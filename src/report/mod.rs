@@ -17,6 +17,7 @@ mod controls;
 mod decode;
 mod encode;
 mod error;
+mod fast;
 mod merge;
 mod model;
 mod owned;
@@ -33,6 +34,13 @@ pub use model::{
     TableTemplates, Topology,
 };
 pub use time::Time;
+
+/// Hooks for the property tests that check the fast decoding path against the serde
+/// reference decoder. Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    pub use super::decode::{decode_fast_only, decode_reference};
+}
 
 /// A string borrowed from the decoded input, or owned when it had escapes or was built in code.
 pub type Str<'a> = Cow<'a, str>;
