@@ -114,10 +114,12 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scanner<'a, '_> {
+    #[inline]
     fn peek(&self) -> Fast<u8> {
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
@@ -139,6 +141,7 @@ impl<'a> Scanner<'a, '_> {
 
     /// A string: borrowed when it has no escapes, unescaped into an owned string otherwise.
     /// Raw control characters and bad escapes bail.
+    #[inline]
     fn string(&mut self) -> Fast<Str<'a>> {
         if self.peek()? != b'"' {
             return None;
@@ -344,13 +347,16 @@ impl<'a> Scanner<'a, '_> {
     // ---- typed scalars (the lenient rules of spec §1.6, simple cases only) ----------
 
     fn str_value(&mut self) -> Fast<Str<'a>> {
-        Some(match self.scalar()? {
-            Scalar::Str(s) => s,
-            Scalar::Null => Cow::Borrowed(""),
-            Scalar::Bool(true) => Cow::Borrowed("true"),
-            Scalar::Bool(false) => Cow::Borrowed("false"),
-            Scalar::Num(text, _) => Cow::Borrowed(text),
-        })
+        self.ws();
+        // Strings first: they are nearly all of the values.
+        match self.peek()? {
+            b'"' => self.string(),
+            b'n' => self.literal(b"null").map(|_| Cow::Borrowed("")),
+            b't' => self.literal(b"true").map(|_| Cow::Borrowed("true")),
+            b'f' => self.literal(b"false").map(|_| Cow::Borrowed("false")),
+            b'-' | b'0'..=b'9' => self.number().map(|(text, _)| Cow::Borrowed(text)),
+            _ => None,
+        }
     }
 
     fn int_value(&mut self) -> Fast<i64> {
@@ -389,10 +395,9 @@ impl<'a> Scanner<'a, '_> {
 
     /// A time field: `null` leaves it as it is (spec §1.9).
     fn time_into(&mut self, into: &mut Time) -> Fast<()> {
-        match self.scalar()? {
-            Scalar::Null => {}
-            Scalar::Str(s) => *into = self.times.parse(&s).ok()?,
-            _ => return None,
+        if !self.null() {
+            let s = self.string()?;
+            *into = self.times.parse(&s).ok()?;
         }
         Some(())
     }
