@@ -105,7 +105,8 @@ struct Scanner<'a, 't> {
 
 /// What a scalar token is, for the lenient rules.
 enum Scalar<'a> {
-    Str(Str<'a>),
+    /// A string (only skipped; string fields read strings directly).
+    Str,
     Null,
     Bool(bool),
     /// The literal text of a number and whether it is a plain integer (no fraction,
@@ -260,7 +261,7 @@ impl<'a> Scanner<'a, '_> {
     fn scalar(&mut self) -> Fast<Scalar<'a>> {
         self.ws();
         match self.peek()? {
-            b'"' => self.string().map(Scalar::Str),
+            b'"' => self.string().map(|_| Scalar::Str),
             b'n' => self.literal(b"null").map(|_| Scalar::Null),
             b't' => self.literal(b"true").map(|_| Scalar::Bool(true)),
             b'f' => self.literal(b"false").map(|_| Scalar::Bool(false)),
