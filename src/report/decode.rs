@@ -1496,6 +1496,17 @@ mod tests {
         );
     }
 
+    // spec §9.3, §1.2: only exact keys count; `shortcut`/`ShortcutReport` are unknown keys of a
+    // report and change nothing.
+    #[test]
+    fn shortcut_spellings() {
+        let r =
+            dec(r#"{"shortcut":true,"ShortcutReport":{"Host":{}},"shortcutReport":{"ID":"x"}}"#);
+        assert!(!r.shortcut);
+        assert_eq!(r.id, "");
+        assert_eq!(r, Report::make());
+    }
+
     // spec §9.4: the exact spellings.
     #[test]
     fn exact_spellings() {

@@ -17,6 +17,35 @@ use super::model::{
 };
 use super::{Report, Str};
 
+impl<'a> PluginSpecs<'a> {
+    /// `PluginSpecs.Merge` (spec §6.1.7): smaller-overwrites keyed by id; `self` is the
+    /// receiver.
+    pub fn merge(&mut self, other: PluginSpecs<'a>) {
+        *self = merge_plugins(std::mem::take(self), other);
+    }
+}
+
+impl<'a> LatestMap<'a> {
+    /// `StringLatestMap.Merge` (spec §6.1.2) with Go's tie rule; `self` is the receiver.
+    pub fn merge(&mut self, other: LatestMap<'a>) {
+        *self = merge_latest(std::mem::take(self), other);
+    }
+}
+
+impl<'a> StringSet<'a> {
+    /// Sorted union (spec §6.1.1).
+    pub fn merge(&mut self, other: StringSet<'a>) {
+        *self = union(std::mem::take(self), other);
+    }
+}
+
+impl Metric {
+    /// `Metric.Merge` (spec §6.1.4); `self` is the receiver.
+    pub fn merge(&mut self, other: Metric) {
+        *self = merge_metric(std::mem::take(self), other);
+    }
+}
+
 /// State of one [`Report::merge`] call.
 #[derive(Default)]
 struct MergeCx {
@@ -967,5 +996,50 @@ mod tests {
             Cow::Borrowed("w")
         ));
         assert!(matches!(n.id, Cow::Borrowed("a")));
+    }
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::*;
+    use crate::report::Time;
+    use crate::report::model::PluginSpec;
+
+    // The public in-place wrappers apply the same rules as the building blocks.
+    #[test]
+    fn in_place_merges() {
+        let t = Time::from_unix_nanos;
+        let mut a = LatestMap::new();
+        a.insert("k", t(1), "old");
+        let mut b = LatestMap::new();
+        b.insert("k", t(2), "new");
+        a.merge(b);
+        assert_eq!(a.get("k").unwrap().value, "new");
+
+        let mut s = StringSet::from_unsorted(vec!["b".into()]);
+        s.merge(StringSet::from_unsorted(vec!["a".into()]));
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b"]);
+
+        let mut m = Metric::default();
+        m.merge(Metric {
+            min: 1.0,
+            ..Metric::default()
+        });
+        assert_eq!(m.min, 1.0);
+
+        let mut p = PluginSpecs::new();
+        p.insert(PluginSpec {
+            id: "x".into(),
+            label: "1".into(),
+            ..PluginSpec::default()
+        });
+        let mut q = PluginSpecs::new();
+        q.insert(PluginSpec {
+            id: "x".into(),
+            label: "2".into(),
+            ..PluginSpec::default()
+        });
+        p.merge(q);
+        assert_eq!(p.get("x").unwrap().label, "2");
     }
 }
