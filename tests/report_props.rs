@@ -136,6 +136,69 @@ fn apply(body: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// Tokens that stress the lenient rules and the edges of JSON numbers and strings.
+const TRICKY: [&str; 24] = [
+    "1e400",
+    "-0",
+    "1.5",
+    "0",
+    "-1",
+    "18446744073709551616",
+    "18446744073709551615",
+    "9223372036854775808",
+    "\"\\u003chost\\u003e\"",
+    "\"\\ud800\"",
+    "\"a\\nb\\\"c\"",
+    "\"2023-06-01T00:00:00Z\"",
+    "\"2023-06-01T02:00:00.123+02:00\"",
+    "null",
+    "true",
+    "\"\"",
+    "{}",
+    "[]",
+    "[1,\"a\",null]",
+    "\"15s\"",
+    "\"1\"",
+    "1E2",
+    "1e-2",
+    "{\"dead\":true,\"timestamp\":\"2023-06-01T00:00:00Z\"}",
+];
+
+/// Replaces the scalar value after the `n`-th `:` of `body` with `token` (a token-level
+/// mutation: every field meets every kind of value).
+fn replace_value(body: &[u8], n: usize, token: &str) -> Vec<u8> {
+    let colons: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b':')
+        .map(|(i, _)| i)
+        .collect();
+    if colons.is_empty() {
+        return body.to_vec();
+    }
+    let start = colons[n % colons.len()] + 1;
+    let mut end = start;
+    match body.get(start) {
+        Some(b'"') => {
+            end += 1;
+            while end < body.len() && body[end] != b'"' {
+                end += if body[end] == b'\\' { 2 } else { 1 };
+            }
+            end = (end + 1).min(body.len());
+        }
+        Some(b'{' | b'[') => end = start,
+        _ => {
+            while end < body.len() && !matches!(body[end], b',' | b'}' | b']') {
+                end += 1;
+            }
+        }
+    }
+    let mut out = body[..start].to_vec();
+    out.extend_from_slice(token.as_bytes());
+    out.extend_from_slice(&body[end..]);
+    out
+}
+
 // ---- generated valid reports ---------------------------------------------------------
 
 const TIMES: [&str; 6] = [
@@ -371,6 +434,20 @@ proptest! {
         let mut body = which.get(&bodies).clone();
         for m in &mutations {
             apply(&mut body, m);
+        }
+        exercise(&body);
+        fast_path_agrees(&body)?;
+    }
+
+    #[test]
+    fn token_substitution_agrees_with_reference(
+        which in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<usize>(), 0..TRICKY.len()), 1..4),
+    ) {
+        let bodies = fixture_bodies();
+        let mut body = which.get(&bodies).clone();
+        for (n, t) in edits {
+            body = replace_value(&body, n, TRICKY[t]);
         }
         exercise(&body);
         fast_path_agrees(&body)?;

@@ -355,7 +355,14 @@ impl<'a> Scanner<'a, '_> {
             b'n' => self.literal(b"null").map(|_| Cow::Borrowed("")),
             b't' => self.literal(b"true").map(|_| Cow::Borrowed("true")),
             b'f' => self.literal(b"false").map(|_| Cow::Borrowed("false")),
-            b'-' | b'0'..=b'9' => self.number().map(|(text, _)| Cow::Borrowed(text)),
+            // Only integers that fit 64 bits: their text is what the reference rebuilds.
+            // Other numbers (floats, `-0`, huge or out-of-range ones) are left to it.
+            b'-' | b'0'..=b'9' => match self.number()? {
+                (text, true) if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() => {
+                    Some(Cow::Borrowed(text))
+                }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -769,7 +776,7 @@ mod tests {
             " {\n\t\"ID\" : \"x\" } trailing",
             r#"{"Host":{"nodes":{"vm;\u003chost\u003e":{"latest":{"k":{"timestamp":"2023-06-01T00:00:00.5+02:00","value":"tab\tq\"b\\s\/é\ud83d\ude00"}}}}}}"#,
             r#"{"Host":null,"Process":{"nodes":null},"TS":null,"Plugins":null,"Window":null}"#,
-            r#"{"ID":42,"Host":{"label":4.5e3,"shape":true,"tag":null,"nodes":{"a":{"id":-0,"sets":{"s":[1,null,"x"]}}}}}"#,
+            r#"{"ID":42,"Host":{"label":-7,"shape":true,"tag":null,"nodes":{"a":{"id":18446744073709551615,"sets":{"s":[1,null,"x"]}}}}}"#,
             r#"{"Window":-15,"Shortcut":true,"Sampling":{"Count":3,"Total":0}}"#,
             r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"date":"2023-06-01T00:00:00Z","value":1.5e-3}],"min":-0,"max":1E21}}}}}}"#,
             r#"{"Host":{"nodes":{"a":{"latestControls":{"c":{"timestamp":"2023-06-01T00:00:00Z","value":{"dead":false}}},"counters":{"x":2}}}}}"#,
@@ -814,9 +821,33 @@ mod tests {
             r#"{"Sampling":{"Count":-1}}"#,
             r#"{"Host":{"nodes":[]}}"#,
             r#"{"ID":[1]}"#,
+            r#"{"ID":1e400}"#,
+            r#"{"ID":-0}"#,
+            r#"{"ID":4.5e3}"#,
         ] {
             assert!(!agree(doc), "fast path should bail on {doc}");
         }
+    }
+
+    // Numbers the reference cannot read as f64 are errors there even in string fields (its
+    // fast path parses them); the fast path must not accept them either.
+    #[test]
+    fn huge_numbers_in_string_fields() {
+        let huge = format!(r#"{{"ID":{}}}"#, "9".repeat(400));
+        assert!(!agree(&huge));
+        assert!(decode_reference(huge.as_bytes(), now()).is_err());
+        assert!(!agree(r#"{"ID":1e400}"#));
+        let big = format!(r#"{{"ID":{}}}"#, "9".repeat(30));
+        assert!(!agree(&big));
+        assert_eq!(
+            decode_reference(big.as_bytes(), now()).unwrap().id,
+            "9".repeat(30)
+        );
+        // Unknown keys skip any well-formed number.
+        assert!(agree(&format!(
+            r#"{{"x":{}e999,"ID":"a"}}"#,
+            "9".repeat(400)
+        )));
     }
 
     #[test]
