@@ -19,8 +19,13 @@ fn now() -> Time {
 }
 
 /// Every fixture body we have: Scope's probe report, real plugin reports, plugin vector bodies
-/// and a few merge vector inputs.
-fn fixture_bodies() -> Vec<Vec<u8>> {
+/// and a few merge vector inputs (read once).
+fn fixture_bodies() -> &'static [Vec<u8>] {
+    static BODIES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    BODIES.get_or_init(read_fixture_bodies)
+}
+
+fn read_fixture_bodies() -> Vec<Vec<u8>> {
     let root = util::fixtures();
     let mut bodies = vec![std::fs::read(root.join("go-probe-report.json")).expect("fixture")];
     for f in util::json_files(&root.join("real-plugins")) {
@@ -430,8 +435,7 @@ proptest! {
         which in any::<prop::sample::Index>(),
         mutations in prop::collection::vec(mutation(), 1..6),
     ) {
-        let bodies = fixture_bodies();
-        let mut body = which.get(&bodies).clone();
+        let mut body = which.get(fixture_bodies()).clone();
         for m in &mutations {
             apply(&mut body, m);
         }
@@ -444,8 +448,7 @@ proptest! {
         which in any::<prop::sample::Index>(),
         edits in prop::collection::vec((any::<usize>(), 0..TRICKY.len()), 1..4),
     ) {
-        let bodies = fixture_bodies();
-        let mut body = which.get(&bodies).clone();
+        let mut body = which.get(fixture_bodies()).clone();
         for (n, t) in edits {
             body = replace_value(&body, n, TRICKY[t]);
         }
