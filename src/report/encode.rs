@@ -453,19 +453,21 @@ fn string(out: &mut Out, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = ESCAPE[b as usize];
-        if esc == 0 {
-            continue;
-        }
+    // Jump from one byte that needs escaping to the next, eight bytes at a time.
+    while let Some(at) = bytes.get(start..).and_then(super::fast::special_byte) {
+        let i = start + at;
+        let b = bytes[i];
         out.extend_from_slice(&bytes[start..i]);
-        if esc == b'u' {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(esc);
+        match ESCAPE[b as usize] {
+            b'u' => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+            esc => {
+                out.push(b'\\');
+                out.push(esc);
+            }
         }
         start = i + 1;
     }

@@ -53,7 +53,7 @@ pub(crate) fn decode<'a>(
 
 /// Index of the first `"`, `\\` or control byte in `s` (the end of a simple string), eight
 /// bytes at a time.
-fn special_byte(s: &[u8]) -> Option<usize> {
+pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = s.chunks_exact(8);
