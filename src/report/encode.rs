@@ -456,6 +456,7 @@ fn string(out: &mut Out, s: &str) {
     // Jump from one byte that needs escaping to the next, eight bytes at a time.
     while let Some(at) = bytes.get(start..).and_then(super::fast::special_byte) {
         let i = start + at;
+        // `special_byte` returned an index inside `bytes[start..]`.
         let b = bytes[i];
         out.extend_from_slice(&bytes[start..i]);
         match ESCAPE[b as usize] {

@@ -149,7 +149,7 @@ impl<'a> Scanner<'a, '_> {
         }
         let start = self.i + 1;
         let end = start + special_byte(self.b.get(start..)?)?;
-        match self.b[end] {
+        match *self.b.get(end)? {
             b'"' => {
                 self.i = end + 1;
                 // The quotes are ASCII, so both ends are char boundaries.

@@ -280,6 +280,7 @@ pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
         return m;
     }
     let (min, max) = (m.min.min(o.min), m.max.max(o.max));
+    // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
     let samples = if o_first > m_last {
