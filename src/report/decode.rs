@@ -8,6 +8,10 @@
 //!
 //! Where Go swallows an error inside a self-decoding type and carries on from the wrong place
 //! (§1.8), we reject the whole document instead, as the spec recommends.
+//!
+//! This serde decoder is the reference. The public functions first try the hand-written
+//! scanner in `fast.rs`, which takes the common well-formed documents and hands everything
+//! else here; property tests hold the two to the same results.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -93,7 +97,7 @@ fn decode_over<'a>(
         match ReportSeed(report, cx).deserialize(&mut de) {
             Ok(()) => return Ok(()),
             // A non-integral number in a string field: its literal text is needed, which the
-            // fast path cannot see. Rare, so decode once more from scratch keeping raw text.
+            // visitors cannot see. Rare, so decode once more from scratch keeping raw text.
             Err(err) if !cx.raw_numbers && err.to_string().starts_with(NEEDS_RAW) => {
                 cx.raw_numbers = true;
                 *report = base();
@@ -157,9 +161,9 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
 struct Cx<'c> {
     /// Stamps legacy counters (§4.3).
     now: Time,
-    /// Whether string fields take numbers through their raw text (slower). The fast path
-    /// handles strings, integers, booleans and null directly and bails out with
-    /// [`NEEDS_RAW`] on a float, whose literal text (`4.5e3`) only the raw token has.
+    /// Whether string fields take numbers through their raw text (slower). Otherwise they
+    /// handle strings, integers, booleans and null directly and stop with [`NEEDS_RAW`] on a
+    /// float, whose literal text (`4.5e3`) only the raw token has.
     raw_numbers: bool,
     /// The last timestamp parsed: in probe reports most timestamps of a node are the same
     /// string, and comparing is cheaper than parsing.
@@ -344,7 +348,7 @@ impl<'de> DeserializeSeed<'de> for LenientStr {
     }
 }
 
-/// The fast path of [`LenientStr`]. JSON integers have one spelling, so their text is
+/// [`LenientStr`] without raw text. JSON integers have one spelling, so their text is
 /// rebuilt exactly (`-0` and integers beyond 64 bits arrive as floats).
 struct FastStrVisitor;
 
@@ -1173,12 +1177,25 @@ mod tests {
         Time::parse(s).unwrap()
     }
 
+    /// Decodes with the public decoder (fast path first) and checks the serde reference
+    /// gives the same report.
     fn dec(json: &str) -> Report<'_> {
-        decode_plugin_report(json.as_bytes(), t("2099-01-01T00:00:00Z"))
-            .unwrap_or_else(|e| panic!("{json}: {e}"))
+        let now = t("2099-01-01T00:00:00Z");
+        let r =
+            decode_plugin_report(json.as_bytes(), now).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(
+            decode_reference(json.as_bytes(), now).as_ref(),
+            Ok(&r),
+            "{json}"
+        );
+        r
     }
 
     fn dec_err(json: &str) -> String {
+        assert!(
+            decode_reference(json.as_bytes(), Time::ZERO).is_err(),
+            "{json}"
+        );
         match decode_plugin_report(json.as_bytes(), Time::ZERO) {
             Ok(_) => panic!("{json} should not decode"),
             Err(e) => e.to_string(),
@@ -1607,7 +1624,7 @@ mod cache_tests {
         assert_eq!(cache.parse(long).unwrap(), Time::parse(long).unwrap());
     }
 
-    // The fast path falls back to raw text for floats anywhere in the document.
+    // The visitors fall back to raw text for floats anywhere in the document.
     #[test]
     fn float_in_string_field_late_in_document() {
         let body =
