@@ -66,7 +66,7 @@ pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeErro
 pub fn decode_fast_only(body: &[u8], now: Time) -> Option<Report<'_>> {
     let text = std::str::from_utf8(body).ok()?;
     let mut report = Report::make();
-    super::fast::decode(text, &mut report, &TimeCache::default(), now)?;
+    super::fast::decode(text, &mut report, now)?;
     Some(report)
 }
 
@@ -77,15 +77,15 @@ fn decode_over<'a>(
     base: fn() -> Report<'a>,
     try_fast: bool,
 ) -> Result<(), DecodeError> {
-    let times = TimeCache::default();
     if try_fast {
-        if super::fast::decode(text, report, &times, now).is_some() {
+        if super::fast::decode(text, report, now).is_some() {
             return Ok(());
         }
         // The fast path only takes what it fully understands; everything else, errors
         // included, goes through the serde decoder from a fresh base.
         *report = base();
     }
+    let times = TimeCache::default();
     let mut cx = Cx {
         now,
         raw_numbers: false,
@@ -172,7 +172,7 @@ struct Cx<'c> {
 
 /// One remembered timestamp: its text and value.
 #[derive(Default)]
-pub(crate) struct TimeCache {
+struct TimeCache {
     last: std::cell::Cell<CachedTime>,
 }
 
@@ -194,7 +194,7 @@ impl Default for CachedTime {
 }
 
 impl TimeCache {
-    pub(crate) fn parse(&self, s: &str) -> Result<Time, super::time::TimeParseError> {
+    fn parse(&self, s: &str) -> Result<Time, super::time::TimeParseError> {
         let last = self.last.get();
         // `len == 0` is the empty cache; no valid time is that short.
         if last.len != 0

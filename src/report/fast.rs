@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use super::decode::{Counter, LegacyControl, TimeCache, apply_counters, apply_latest_controls};
+use super::decode::{Counter, LegacyControl, apply_counters, apply_latest_controls};
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
     NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
@@ -29,18 +29,14 @@ const MAX_DEPTH: u32 = 64;
 
 /// Decodes `text` over `report` if the fast path understands all of it. On `None` the report
 /// is left half-filled and the caller must start again from a fresh base.
-pub(crate) fn decode<'a>(
-    text: &'a str,
-    report: &mut Report<'a>,
-    times: &TimeCache,
-    now: Time,
-) -> Fast<()> {
+pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> Fast<()> {
     let mut p = Scanner {
         text,
         b: text.as_bytes(),
         i: 0,
         depth: 0,
-        times,
+        last_time_text: "",
+        last_time: Time::ZERO,
         now,
     };
     p.ws();
@@ -92,13 +88,16 @@ fn hex4(s: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-struct Scanner<'a, 't> {
+struct Scanner<'a> {
     text: &'a str,
     b: &'a [u8],
     /// Invariant: `i <= b.len()` and `i` is on a char boundary whenever a slice is taken.
     i: usize,
     depth: u32,
-    times: &'t TimeCache,
+    /// The last timestamp text parsed and its value: most timestamps of a node are the same
+    /// string, and comparing is cheaper than parsing. Empty when there is none.
+    last_time_text: &'a str,
+    last_time: Time,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
 }
@@ -114,7 +113,7 @@ enum Scalar<'a> {
     Num(&'a str, bool),
 }
 
-impl<'a> Scanner<'a, '_> {
+impl<'a> Scanner<'a> {
     #[inline]
     fn peek(&self) -> Fast<u8> {
         self.b.get(self.i).copied()
@@ -404,8 +403,15 @@ impl<'a> Scanner<'a, '_> {
     /// A time field: `null` leaves it as it is (spec §1.9).
     fn time_into(&mut self, into: &mut Time) -> Fast<()> {
         if !self.null() {
-            let s = self.string()?;
-            *into = self.times.parse(&s).ok()?;
+            *into = match self.string()? {
+                Cow::Borrowed(s) if !s.is_empty() && s == self.last_time_text => self.last_time,
+                Cow::Borrowed(s) => {
+                    let t = Time::parse(s).ok()?;
+                    (self.last_time_text, self.last_time) = (s, t);
+                    t
+                }
+                Cow::Owned(s) => Time::parse(&s).ok()?,
+            };
         }
         Some(())
     }
