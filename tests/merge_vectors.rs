@@ -184,3 +184,58 @@ fn status_rules() {
         "error: other"
     ));
 }
+
+/// The plugin vectors in which every plugin answers 200 with a valid report, replayed without
+/// the plugin host: decode each body, set the one spec's status to `ok`, run the §7.6
+/// rewriting for controllers, merge in sorted socket order. This checks the report layer's
+/// share of a plugin cycle (decoding, [`rewrite_controls`], merging, `"<now>"` stamps).
+#[test]
+fn all_ok_plugin_vectors_replay() {
+    use scope_probe::report::rewrite_controls;
+    let now = Time::parse("2099-01-01T00:00:00Z").expect("valid time");
+    let mut ran = 0;
+    for file in util::json_files(&util::fixtures().join("vectors/plugins")) {
+        let v = util::load_json(&file);
+        let statuses = v["expected"]["statuses"].as_object().expect("statuses");
+        let plugins = v["plugins"].as_array().expect("plugins");
+        let all_ok = plugins.len() == statuses.len()
+            && statuses.values().all(|s| s == "ok")
+            && plugins.iter().all(|p| p["status"] == 200);
+        if !all_ok {
+            continue;
+        }
+        let mut plugins: Vec<&Value> = plugins.iter().collect();
+        plugins.sort_by_key(|p| p["socket"].as_str().unwrap_or("").to_owned());
+        let bodies: Vec<&str> = plugins
+            .iter()
+            .map(|p| p["body"].as_str().expect("body"))
+            .collect();
+        let mut acc = Report::make();
+        for body in &bodies {
+            let mut r = decode_plugin_report(body.as_bytes(), now).expect("decodes");
+            assert_eq!(r.plugins.len(), 1, "{file:?}");
+            let mut spec = r.plugins.first().expect("one spec").clone();
+            spec.status = "ok".into();
+            r.plugins.clear();
+            let id = spec.id.to_string();
+            let controller = spec.interfaces.iter().any(|i| i == "controller");
+            r.plugins.insert(spec);
+            if controller {
+                rewrite_controls(&mut r, &id, now);
+            }
+            acc.merge(r);
+        }
+        let mut out = Vec::new();
+        encode(&acc, &mut out);
+        let mut actual: Value = serde_json::from_slice(&out).expect("JSON");
+        if let Some(o) = actual.as_object_mut() {
+            o.remove("ID");
+        }
+        let opts = CompareOptions::with_status_match(Some(now), v.get("status_match"));
+        if let Err(e) = compare_report(&v["expected"]["report"], &actual, &opts) {
+            panic!("{}: {e}", file.display());
+        }
+        ran += 1;
+    }
+    assert!(ran >= 10, "only {ran} vectors replayed");
+}

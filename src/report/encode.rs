@@ -14,6 +14,36 @@ use super::{Report, STRUCT_ORDER, Str};
 
 /// Appends `report` as JSON to `out`. Writing to a `Vec` cannot fail, so there is no error.
 pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
+    let mut buf = Out {
+        buf: std::mem::take(out),
+        last_time: None,
+    };
+    encode_report(report, &mut buf);
+    *out = buf.buf;
+}
+
+/// The output buffer, with the last timestamp written: most timestamps of a node are equal,
+/// and copying the text is cheaper than formatting it again.
+pub(crate) struct Out {
+    buf: Vec<u8>,
+    last_time: Option<(Time, usize, usize)>,
+}
+
+impl Out {
+    fn push(&mut self, b: u8) {
+        self.buf.push(b);
+    }
+
+    fn extend_from_slice(&mut self, s: &[u8]) {
+        self.buf.extend_from_slice(s);
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+}
+
+fn encode_report(report: &Report<'_>, out: &mut Out) {
     let mut w = Obj::open(out);
     w.key(b"TS");
     time(w.out, &report.ts);
@@ -55,12 +85,12 @@ pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
 
 /// Writes one object's `{`, commas between fields and `}`.
 struct Obj<'o> {
-    out: &'o mut Vec<u8>,
+    out: &'o mut Out,
     first: bool,
 }
 
 impl<'o> Obj<'o> {
-    fn open(out: &'o mut Vec<u8>) -> Obj<'o> {
+    fn open(out: &'o mut Out) -> Obj<'o> {
         out.push(b'{');
         Obj { out, first: true }
     }
@@ -103,7 +133,7 @@ impl<'o> Obj<'o> {
     }
 }
 
-fn topology(out: &mut Vec<u8>, t: &Topology<'_>) {
+fn topology(out: &mut Out, t: &Topology<'_>) {
     let mut w = Obj::open(out);
     w.opt_str(b"shape", &t.shape);
     w.opt_str(b"tag", &t.tag);
@@ -132,7 +162,7 @@ fn topology(out: &mut Vec<u8>, t: &Topology<'_>) {
     w.close();
 }
 
-fn map<V>(out: &mut Vec<u8>, m: &SortedMap<'_, V>, mut value: impl FnMut(&mut Vec<u8>, &V)) {
+fn map<V>(out: &mut Out, m: &SortedMap<'_, V>, mut value: impl FnMut(&mut Out, &V)) {
     let mut w = Obj::open(out);
     for (k, v) in m.iter() {
         w.data_key(k);
@@ -141,7 +171,7 @@ fn map<V>(out: &mut Vec<u8>, m: &SortedMap<'_, V>, mut value: impl FnMut(&mut Ve
     w.close();
 }
 
-fn node(out: &mut Vec<u8>, n: &Node<'_>) {
+fn node(out: &mut Out, n: &Node<'_>) {
     let mut w = Obj::open(out);
     w.opt_str(b"id", &n.id);
     w.opt_str(b"topology", &n.topology);
@@ -178,7 +208,7 @@ fn node(out: &mut Vec<u8>, n: &Node<'_>) {
     w.close();
 }
 
-fn sets(out: &mut Vec<u8>, s: &Sets<'_>) {
+fn sets(out: &mut Out, s: &Sets<'_>) {
     if s.is_empty() {
         out.extend_from_slice(b"null");
     } else {
@@ -186,7 +216,7 @@ fn sets(out: &mut Vec<u8>, s: &Sets<'_>) {
     }
 }
 
-fn string_set(out: &mut Vec<u8>, s: &StringSet<'_>) {
+fn string_set(out: &mut Out, s: &StringSet<'_>) {
     out.push(b'[');
     for (i, item) in s.iter().enumerate() {
         if i > 0 {
@@ -197,7 +227,7 @@ fn string_set(out: &mut Vec<u8>, s: &StringSet<'_>) {
     out.push(b']');
 }
 
-fn latest(out: &mut Vec<u8>, m: &LatestMap<'_>) {
+fn latest(out: &mut Out, m: &LatestMap<'_>) {
     map(out, &m.map, |out, e| {
         out.extend_from_slice(b"{\"timestamp\":");
         time(out, &e.timestamp);
@@ -207,7 +237,7 @@ fn latest(out: &mut Vec<u8>, m: &LatestMap<'_>) {
     });
 }
 
-fn metric(out: &mut Vec<u8>, m: &Metric) {
+fn metric(out: &mut Out, m: &Metric) {
     let mut w = Obj::open(out);
     if !m.samples.is_empty() {
         w.key(b"samples");
@@ -231,7 +261,7 @@ fn metric(out: &mut Vec<u8>, m: &Metric) {
     w.close();
 }
 
-fn control(out: &mut Vec<u8>, c: &Control<'_>) {
+fn control(out: &mut Out, c: &Control<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &c.id);
     w.str_field(b"human", &c.human);
@@ -243,7 +273,7 @@ fn control(out: &mut Vec<u8>, c: &Control<'_>) {
     w.close();
 }
 
-fn metadata_template(out: &mut Vec<u8>, t: &MetadataTemplate<'_>) {
+fn metadata_template(out: &mut Out, t: &MetadataTemplate<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &t.id);
     w.opt_str(b"label", &t.label);
@@ -260,7 +290,7 @@ fn metadata_template(out: &mut Vec<u8>, t: &MetadataTemplate<'_>) {
     w.close();
 }
 
-fn metric_template(out: &mut Vec<u8>, t: &MetricTemplate<'_>) {
+fn metric_template(out: &mut Out, t: &MetricTemplate<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &t.id);
     w.opt_str(b"label", &t.label);
@@ -273,7 +303,7 @@ fn metric_template(out: &mut Vec<u8>, t: &MetricTemplate<'_>) {
     w.close();
 }
 
-fn table_template(out: &mut Vec<u8>, t: &TableTemplate<'_>) {
+fn table_template(out: &mut Out, t: &TableTemplate<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &t.id);
     w.str_field(b"label", &t.label);
@@ -301,7 +331,7 @@ fn table_template(out: &mut Vec<u8>, t: &TableTemplate<'_>) {
     w.close();
 }
 
-fn column(out: &mut Vec<u8>, c: &Column<'_>) {
+fn column(out: &mut Out, c: &Column<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &c.id);
     w.str_field(b"label", &c.label);
@@ -309,7 +339,7 @@ fn column(out: &mut Vec<u8>, c: &Column<'_>) {
     w.close();
 }
 
-fn dns(out: &mut Vec<u8>, d: &DnsRecords<'_>) {
+fn dns(out: &mut Out, d: &DnsRecords<'_>) {
     map(out, d, |out, r| {
         let mut w = Obj::open(out);
         if !r.forward.is_empty() {
@@ -324,7 +354,7 @@ fn dns(out: &mut Vec<u8>, d: &DnsRecords<'_>) {
     });
 }
 
-fn plugin_spec(out: &mut Vec<u8>, s: &PluginSpec<'_>) {
+fn plugin_spec(out: &mut Out, s: &PluginSpec<'_>) {
     let mut w = Obj::open(out);
     w.str_field(b"id", &s.id);
     w.str_field(b"label", &s.label);
@@ -347,20 +377,27 @@ fn plugin_spec(out: &mut Vec<u8>, s: &PluginSpec<'_>) {
     w.close();
 }
 
-fn time(out: &mut Vec<u8>, t: &Time) {
+fn time(out: &mut Out, t: &Time) {
     out.push(b'"');
-    t.write_rfc3339(out);
+    let start = out.buf.len();
+    match out.last_time {
+        Some((last, from, to)) if last.same_repr(t) && to <= start => {
+            out.buf.extend_from_within(from..to);
+        }
+        _ => t.write_rfc3339(&mut out.buf),
+    }
+    out.last_time = Some((*t, start, out.buf.len()));
     out.push(b'"');
 }
 
-fn int(out: &mut Vec<u8>, v: i64) {
+fn int(out: &mut Out, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
     uint(out, v.unsigned_abs());
 }
 
-fn uint(out: &mut Vec<u8>, v: u64) {
+fn uint(out: &mut Out, v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut v = v;
@@ -377,7 +414,7 @@ fn uint(out: &mut Vec<u8>, v: u64) {
 
 /// Shortest text that reads back as the same `f64`. Decoded values are always finite; a
 /// non-finite value built in code is written as 0 to keep the output valid JSON.
-fn float(out: &mut Vec<u8>, v: f64) {
+fn float(out: &mut Out, v: f64) {
     if !v.is_finite() {
         out.push(b'0');
         return;
@@ -388,7 +425,7 @@ fn float(out: &mut Vec<u8>, v: f64) {
     }
     use std::io::Write;
     // Writing to a Vec cannot fail.
-    let _ = write!(out, "{v:?}");
+    let _ = write!(out.buf, "{v:?}");
 }
 
 /// Which bytes need escaping in a JSON string: 0 = none, `u` = `\u00XX`, else the letter
@@ -410,28 +447,193 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-fn string(out: &mut Vec<u8>, s: &str) {
+fn string(out: &mut Out, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = ESCAPE[b as usize];
-        if esc == 0 {
-            continue;
-        }
+    // Jump from one byte that needs escaping to the next, eight bytes at a time.
+    while let Some(at) = bytes.get(start..).and_then(super::fast::special_byte) {
+        let i = start + at;
+        // `special_byte` returned an index inside `bytes[start..]`.
+        let b = bytes[i];
         out.extend_from_slice(&bytes[start..i]);
-        if esc == b'u' {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(esc);
+        match ESCAPE[b as usize] {
+            b'u' => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+            esc => {
+                out.push(b'\\');
+                out.push(esc);
+            }
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{Metric, Sample};
+    use crate::report::{Node, Time, TopologyKind as K, decode_plugin_report};
+
+    fn enc(r: &Report<'_>) -> String {
+        let mut out = Vec::new();
+        encode(r, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn new_out() -> Out {
+        Out {
+            buf: Vec::new(),
+            last_time: None,
+        }
+    }
+
+    fn node_json(n: Node<'_>) -> String {
+        let mut out = new_out();
+        node(&mut out, &n);
+        String::from_utf8(out.buf).unwrap()
+    }
+
+    // spec §4.1: MakeNode("x") encodes with null sets/parents/children.
+    #[test]
+    fn make_node_encodes_like_go() {
+        assert_eq!(
+            node_json(Node::new("x")),
+            r#"{"id":"x","sets":null,"parents":null,"children":null}"#
+        );
+    }
+
+    // spec §2.1, §2.2: key order, struct order of topologies, empty topology as {},
+    // Window in ns, Plugins [] and zero TS.
+    #[test]
+    fn report_layout() {
+        let mut r = Report::empty();
+        r.window_ns = 15_000_000_000;
+        let s = enc(&r);
+        let mut expected = String::from(r#"{"TS":"0001-01-01T00:00:00Z""#);
+        for k in STRUCT_ORDER {
+            expected.push_str(&format!(r#","{}":{{}}"#, k.wire_key()));
+        }
+        expected.push_str(
+            r#","Sampling":{"Count":0,"Total":0},"Window":15000000000,"Shortcut":false,"Plugins":[],"ID":""}"#,
+        );
+        assert_eq!(s, expected);
+        let made = enc(&Report::make());
+        assert!(
+            made.contains(r#""Host":{"shape":"circle","label":"host","label_plural":"hosts"}"#)
+        );
+        assert!(made.contains(
+            r#""VolumeSnapshot":{"shape":"dottedcylinder","tag":"camera","label":"volume snapshot","label_plural":"volume snapshots"}"#
+        ));
+    }
+
+    // spec §4.2: metric min/max always written, samples omitted when empty; times Go-form.
+    #[test]
+    fn metric_layout() {
+        let mut out = new_out();
+        metric(&mut out, &Metric::default());
+        assert_eq!(String::from_utf8(out.buf).unwrap(), r#"{"min":0,"max":0}"#);
+        let m = Metric {
+            samples: vec![Sample {
+                date: Time::parse("2023-06-01T09:30:17.250+02:00").unwrap(),
+                value: 1.5,
+            }],
+            min: 0.25,
+            max: 1e21,
+        };
+        let mut out = new_out();
+        metric(&mut out, &m);
+        let s = String::from_utf8(out.buf).unwrap();
+        assert_eq!(
+            s,
+            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5}],"min":0.25,"max":1e21}"#
+        );
+    }
+
+    // The last-timestamp shortcut only reuses text for the same instant *and* offset.
+    #[test]
+    fn repeated_times_keep_their_own_offsets() {
+        let mut n = Node::new("n");
+        let z = Time::parse("2023-06-01T09:00:00Z").unwrap();
+        let plus2 = Time::parse("2023-06-01T11:00:00+02:00").unwrap();
+        n.latest.insert("a", z, "");
+        n.latest.insert("b", z, "");
+        n.latest.insert("c", plus2, "");
+        n.latest.insert("d", Time::ZERO, "");
+        let s = node_json(n);
+        assert!(
+            s.contains(r#""a":{"timestamp":"2023-06-01T09:00:00Z""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#""b":{"timestamp":"2023-06-01T09:00:00Z""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#""c":{"timestamp":"2023-06-01T11:00:00+02:00""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#""d":{"timestamp":"0001-01-01T00:00:00Z""#),
+            "{s}"
+        );
+    }
+
+    // Strings are escaped so the output is valid JSON that decodes to the same text.
+    #[test]
+    fn strings_escaped() {
+        let mut out = new_out();
+        string(&mut out, "a\"b\\c\n\u{1}é<>&");
+        assert_eq!(
+            String::from_utf8(out.buf.clone()).unwrap(),
+            r#""a\"b\\c\n\u0001é<>&""#
+        );
+        let back: String = serde_json::from_slice(&out.buf).unwrap();
+        assert_eq!(back, "a\"b\\c\n\u{1}é<>&");
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.1,
+            1e-7,
+            12.34,
+            3e9,
+            1e21,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut out = new_out();
+            float(&mut out, v);
+            let back: f64 = serde_json::from_slice(&out.buf).unwrap();
+            assert_eq!(back, v, "{}", String::from_utf8_lossy(&out.buf));
+        }
+        let mut out = new_out();
+        float(&mut out, f64::NAN);
+        assert_eq!(out.buf, b"0");
+    }
+
+    // Encoding Scope's own probe report and decoding it again gives the same report; the
+    // encoding is deterministic.
+    #[test]
+    fn go_probe_report_round_trips() {
+        let body = include_bytes!("../../tests/fixtures/go-probe-report.json");
+        let r = decode_plugin_report(body, Time::ZERO).unwrap();
+        assert!(!r.topology(K::Host).nodes.is_empty());
+        let once = enc(&r);
+        let again = decode_plugin_report(once.as_bytes(), Time::ZERO).unwrap();
+        assert_eq!(again, r);
+        assert_eq!(enc(&again), once);
+    }
 }

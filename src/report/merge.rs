@@ -17,6 +17,35 @@ use super::model::{
 };
 use super::{Report, Str};
 
+impl<'a> PluginSpecs<'a> {
+    /// `PluginSpecs.Merge` (spec §6.1.7): smaller-overwrites keyed by id; `self` is the
+    /// receiver.
+    pub fn merge(&mut self, other: PluginSpecs<'a>) {
+        *self = merge_plugins(std::mem::take(self), other);
+    }
+}
+
+impl<'a> LatestMap<'a> {
+    /// `StringLatestMap.Merge` (spec §6.1.2) with Go's tie rule; `self` is the receiver.
+    pub fn merge(&mut self, other: LatestMap<'a>) {
+        *self = merge_latest(std::mem::take(self), other);
+    }
+}
+
+impl<'a> StringSet<'a> {
+    /// Sorted union (spec §6.1.1).
+    pub fn merge(&mut self, other: StringSet<'a>) {
+        *self = union(std::mem::take(self), other);
+    }
+}
+
+impl Metric {
+    /// `Metric.Merge` (spec §6.1.4); `self` is the receiver.
+    pub fn merge(&mut self, other: Metric) {
+        *self = merge_metric(std::mem::take(self), other);
+    }
+}
+
 /// State of one [`Report::merge`] call.
 #[derive(Default)]
 struct MergeCx {
@@ -251,6 +280,7 @@ pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
         return m;
     }
     let (min, max) = (m.min.min(o.min), m.max.max(o.max));
+    // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
     let samples = if o_first > m_last {
@@ -461,4 +491,556 @@ fn merge_join<T, K: AsRef<str> + ?Sized>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{
+        Control, DnsRecord, MetadataTemplate, MetricTemplate, PluginSpec, Sample,
+    };
+    use crate::report::{Time, TopologyKind as K};
+
+    fn t(s: u32) -> Time {
+        Time::from_unix_nanos(1_685_600_000_000_000_000 + i64::from(s) * 1_000_000_000)
+    }
+
+    fn latest(entries: &[(&'static str, u32, &'static str)]) -> LatestMap<'static> {
+        let mut m = LatestMap::new();
+        for &(k, ts, v) in entries {
+            m.insert(k, t(ts), v);
+        }
+        m
+    }
+
+    fn value<'a>(m: &'a LatestMap<'_>, k: &str) -> &'a str {
+        &m.get(k).unwrap().value
+    }
+
+    fn set(items: &[&'static str]) -> StringSet<'static> {
+        StringSet::from_unsorted(items.iter().map(|s| Cow::Borrowed(*s)).collect())
+    }
+
+    fn metric(samples: &[(u32, f64)], min: f64, max: f64) -> Metric {
+        Metric {
+            samples: samples
+                .iter()
+                .map(|&(d, v)| Sample {
+                    date: t(d),
+                    value: v,
+                })
+                .collect(),
+            min,
+            max,
+        }
+    }
+
+    fn values(m: &Metric) -> Vec<f64> {
+        m.samples.iter().map(|s| s.value).collect()
+    }
+
+    // spec §6.1.1: sorted union without duplicates.
+    #[test]
+    fn string_set_union() {
+        let u = union(set(&["a", "c"]), set(&["b", "c", "d"]));
+        assert_eq!(u.iter().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(union(set(&[]), set(&["x"])).len(), 1);
+        // §9.7: unsorted input is normalised on decode, so the union is right.
+        let u = union(set(&["b", "a"]), set(&["a", "c"]));
+        assert_eq!(u.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    // spec §6.1.2: strictly newer wins; the three verified tie cases.
+    #[test]
+    fn latest_newer_wins_and_go_ties() {
+        let m = merge_latest(latest(&[("a", 1, "x")]), latest(&[("a", 2, "y")]));
+        assert_eq!(value(&m, "a"), "y");
+        let m = merge_latest(latest(&[("a", 2, "x")]), latest(&[("a", 1, "y")]));
+        assert_eq!(value(&m, "a"), "x");
+        // {a:(t,x)}.Merge({a:(t,y)}) → x
+        let m = merge_latest(latest(&[("a", 1, "x")]), latest(&[("a", 1, "y")]));
+        assert_eq!(value(&m, "a"), "x");
+        // {a:(t,x)}.Merge({a:(t,y), b:…}) → y: a tie goes to the map with more keys.
+        let m = merge_latest(
+            latest(&[("a", 1, "x")]),
+            latest(&[("a", 1, "y"), ("b", 1, "")]),
+        );
+        assert_eq!(value(&m, "a"), "y");
+        assert_eq!(m.len(), 2);
+        // {a:(t,x), b:…}.Merge({a:(t,y)}) → x
+        let m = merge_latest(
+            latest(&[("a", 1, "x"), ("b", 1, "")]),
+            latest(&[("a", 1, "y")]),
+        );
+        assert_eq!(value(&m, "a"), "x");
+        // Equal sizes: the side whose first entry is strictly newer wins ties.
+        let m = merge_latest(
+            latest(&[("a", 1, "x"), ("k", 5, "x")]),
+            latest(&[("a", 2, "y"), ("k", 5, "y")]),
+        );
+        assert_eq!(value(&m, "k"), "y");
+        let m = merge_latest(
+            latest(&[("a", 2, "x"), ("k", 5, "x")]),
+            latest(&[("a", 1, "y"), ("k", 5, "y")]),
+        );
+        assert_eq!(value(&m, "k"), "x");
+        // Empty sides.
+        assert_eq!(
+            merge_latest(LatestMap::new(), latest(&[("a", 1, "y")])).len(),
+            1
+        );
+        assert_eq!(
+            merge_latest(latest(&[("a", 1, "y")]), LatestMap::new()).len(),
+            1
+        );
+    }
+
+    // spec §6.1.3, §6.6: every key of both sides; shared keys unioned; empty sets kept.
+    #[test]
+    fn sets_merge() {
+        let mut a = Sets::new();
+        a.insert("k", set(&["a"]));
+        a.insert("empty", set(&[]));
+        let mut b = Sets::new();
+        b.insert("k", set(&["b"]));
+        b.insert("other", set(&["c"]));
+        let m = merge_sets(a, b);
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["empty", "k", "other"]);
+        assert_eq!(m.get("k").unwrap().iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(m.get("empty").unwrap().is_empty());
+    }
+
+    // spec §6.1.4, §9.19: an empty side returns the other whole, bounds included.
+    #[test]
+    fn metric_empty_side_returns_other() {
+        let m = merge_metric(metric(&[], -5.0, 500.0), metric(&[(1, 1.0)], 0.0, 100.0));
+        assert_eq!((m.min, m.max, values(&m)), (0.0, 100.0, vec![1.0]));
+        let m = merge_metric(metric(&[(1, 1.0)], 0.0, 100.0), metric(&[], -5.0, 500.0));
+        assert_eq!((m.min, m.max), (0.0, 100.0));
+    }
+
+    // spec §6.1.4 steps 2–5: concatenation, interleaving, equal dates keep the receiver's.
+    #[test]
+    fn metric_samples_merge() {
+        let m = merge_metric(
+            metric(&[(1, 1.0), (2, 2.0)], 0.0, 10.0),
+            metric(&[(3, 3.0)], -1.0, 5.0),
+        );
+        assert_eq!(values(&m), [1.0, 2.0, 3.0]);
+        assert_eq!((m.min, m.max), (-1.0, 10.0));
+        let m = merge_metric(
+            metric(&[(5, 5.0)], 0.0, 1.0),
+            metric(&[(1, 1.0), (2, 2.0)], 0.0, 1.0),
+        );
+        assert_eq!(values(&m), [1.0, 2.0, 5.0]);
+        let m = merge_metric(
+            metric(&[(1, 1.0), (3, 3.0), (5, 5.0)], 0.0, 1.0),
+            metric(&[(2, 20.0), (3, 30.0), (6, 60.0)], 0.0, 1.0),
+        );
+        assert_eq!(values(&m), [1.0, 20.0, 3.0, 5.0, 60.0]);
+    }
+
+    // spec §6.1.4: the side with more metrics is the receiver of shared metric merges.
+    #[test]
+    fn metrics_bigger_side_is_receiver() {
+        let mut a = Metrics::new();
+        a.insert("m", metric(&[(1, 1.0)], 0.0, 1.0));
+        let mut b = Metrics::new();
+        b.insert("m", metric(&[(1, 2.0)], 0.0, 1.0));
+        b.insert("n", metric(&[], 0.0, 1.0));
+        let m = merge_metrics(a.clone(), b.clone());
+        assert_eq!(values(m.get("m").unwrap()), [2.0]);
+        let m = merge_metrics(b, a);
+        assert_eq!(values(m.get("m").unwrap()), [2.0]);
+        let mut c = Metrics::new();
+        c.insert("m", metric(&[(1, 3.0)], 0.0, 1.0));
+        let mut d = Metrics::new();
+        d.insert("m", metric(&[(1, 4.0)], 0.0, 1.0));
+        assert_eq!(values(merge_metrics(c, d).get("m").unwrap()), [3.0]);
+    }
+
+    fn md(priority: f64, label: &'static str) -> MetadataTemplate<'static> {
+        MetadataTemplate {
+            priority,
+            label: label.into(),
+            ..MetadataTemplate::default()
+        }
+    }
+
+    // spec §6.1.5: higher priority wins; a tie keeps the bigger map's (receiver's on equal
+    // sizes) entry.
+    #[test]
+    fn metadata_and_metric_templates() {
+        let mut a = MetadataTemplates::new();
+        a.insert("k", md(1.0, "a"));
+        let mut b = MetadataTemplates::new();
+        b.insert("k", md(1.0, "b"));
+        assert_eq!(
+            merge_metadata_templates(a.clone(), b.clone())
+                .get("k")
+                .unwrap()
+                .label,
+            "a"
+        );
+        b.insert("k", md(2.0, "b"));
+        assert_eq!(
+            merge_metadata_templates(a.clone(), b.clone())
+                .get("k")
+                .unwrap()
+                .label,
+            "b"
+        );
+        // Bigger argument becomes the base: its tie wins.
+        let mut big = MetadataTemplates::new();
+        big.insert("k", md(1.0, "big"));
+        big.insert("z", md(0.0, "z"));
+        assert_eq!(
+            merge_metadata_templates(a, big).get("k").unwrap().label,
+            "big"
+        );
+
+        let mt = |p: f64, l: &'static str| MetricTemplate {
+            priority: p,
+            label: l.into(),
+            ..MetricTemplate::default()
+        };
+        let mut a = MetricTemplates::new();
+        a.insert("k", mt(3.0, "a"));
+        let mut b = MetricTemplates::new();
+        b.insert("k", mt(2.0, "b"));
+        assert_eq!(merge_metric_templates(a, b).get("k").unwrap().label, "a");
+    }
+
+    // spec §6.1.5: TableTemplate.Merge field by field; small[k].Merge(big[k]).
+    #[test]
+    fn table_templates() {
+        use crate::report::model::Column;
+        let col = |id: &'static str| Column {
+            id: id.into(),
+            ..Column::default()
+        };
+        let small = TableTemplate {
+            id: "b".into(),
+            label: "A".into(),
+            prefix: "p".into(),
+            kind: "".into(),
+            columns: vec![col("s1"), col("s2")],
+            fixed_rows: SortedMap::new(),
+        };
+        let mut rows = SortedMap::new();
+        rows.insert("r", Cow::Borrowed("R"));
+        let big_t = TableTemplate {
+            id: "a".into(),
+            label: "B".into(),
+            prefix: "".into(),
+            kind: "multicolumn-table".into(),
+            columns: vec![col("b1"), col("b2")],
+            fixed_rows: rows,
+        };
+        let mut a = TableTemplates::new();
+        a.insert("t", small);
+        let mut b = TableTemplates::new();
+        b.insert("t", big_t);
+        b.insert("u", TableTemplate::default());
+        let m = merge_table_templates(a, b);
+        let tt = m.get("t").unwrap();
+        assert_eq!(
+            (&*tt.id, &*tt.label, &*tt.prefix, &*tt.kind),
+            ("b", "B", "p", "multicolumn-table")
+        );
+        // Equal column counts: t's (the smaller map's) columns.
+        assert_eq!(tt.columns[0].id, "s1");
+        assert_eq!(tt.fixed_rows.len(), 1);
+    }
+
+    fn ctl(human: &'static str) -> Control<'static> {
+        Control {
+            human: human.into(),
+            ..Control::default()
+        }
+    }
+
+    // spec §6.1.6: smaller-overwrites: the smaller side wins a clash, the argument on equal
+    // sizes.
+    #[test]
+    fn controls_smaller_overwrites() {
+        let mut a = Controls::new();
+        a.insert("c", ctl("a"));
+        let mut b = Controls::new();
+        b.insert("c", ctl("b"));
+        assert_eq!(
+            merge_controls(a.clone(), b.clone()).get("c").unwrap().human,
+            "b"
+        );
+        a.insert("d", ctl("a"));
+        assert_eq!(
+            merge_controls(a.clone(), b.clone()).get("c").unwrap().human,
+            "b"
+        );
+        assert_eq!(merge_controls(b, a).get("c").unwrap().human, "b");
+    }
+
+    // spec §6.1.7: plugin specs by id, smaller overwrites.
+    #[test]
+    fn plugins_smaller_overwrites() {
+        let spec = |id: &'static str, label: &'static str| PluginSpec {
+            id: id.into(),
+            label: label.into(),
+            ..PluginSpec::default()
+        };
+        let mut acc = PluginSpecs::new();
+        acc.insert(spec("a", "old"));
+        acc.insert(spec("b", "b"));
+        let mut one = PluginSpecs::new();
+        one.insert(spec("a", "new"));
+        let m = merge_plugins(acc.clone(), one.clone());
+        assert_eq!(m.get("a").unwrap().label, "new");
+        assert_eq!(merge_plugins(one, acc).get("a").unwrap().label, "new");
+    }
+
+    // spec §6.1.8, §9.17, fixed: a real union, no names dropped.
+    #[test]
+    fn dns_real_union() {
+        let rec = |f: &[&'static str]| DnsRecord {
+            forward: set(f),
+            reverse: StringSet::new(),
+        };
+        let mut big = DnsRecords::new();
+        big.insert("1.1.1.1", rec(&["a"]));
+        big.insert("2.2.2.2", rec(&["z"]));
+        let mut small = DnsRecords::new();
+        small.insert("1.1.1.1", rec(&["a", "b"]));
+        for m in [merge_dns(big.clone(), small.clone()), merge_dns(small, big)] {
+            assert_eq!(
+                m.get("1.1.1.1").unwrap().forward.iter().collect::<Vec<_>>(),
+                ["a", "b"]
+            );
+            assert_eq!(m.len(), 2);
+        }
+    }
+
+    // spec §6.2, §9.16: TS earliest non-zero; Window, Sampling summed; Shortcut, ID and the
+    // legacy nodes field kept from the receiver.
+    #[test]
+    fn report_fields() {
+        let mut r = Report::make();
+        r.window_ns = 5;
+        r.sampling.count = 1;
+        r.id = "mine".into();
+        let mut o = Report::make();
+        o.ts = t(10);
+        o.window_ns = 7;
+        o.sampling.count = 2;
+        o.sampling.total = 3;
+        o.shortcut = true;
+        o.id = "theirs".into();
+        o.bug_dns.insert("1.1.1.1", DnsRecord::default());
+        r.merge(o);
+        assert_eq!(r.ts, t(10));
+        assert_eq!(
+            (r.window_ns, r.sampling.count, r.sampling.total),
+            (12, 3, 3)
+        );
+        assert!(!r.shortcut);
+        assert_eq!(r.id, "mine");
+        assert!(r.bug_dns.is_empty());
+        // An older plugin TS pulls the report back; a zero one is ignored.
+        let mut o = Report::make();
+        o.ts = t(3);
+        r.merge(o);
+        assert_eq!(r.ts, t(3));
+        r.merge(Report::make());
+        assert_eq!(r.ts, t(3));
+        let mut o = Report::make();
+        o.ts = t(9);
+        r.merge(o);
+        assert_eq!(r.ts, t(3));
+        // Sums wrap instead of panicking.
+        let mut o = Report::make();
+        o.window_ns = i64::MAX;
+        r.merge(o);
+    }
+
+    // spec §6.3: shape/tag fill when empty; label and label_plural move as a pair.
+    #[test]
+    fn topology_labels() {
+        let mut a = Topology {
+            label_plural: "keep?".into(),
+            ..Topology::default()
+        };
+        let b = Topology {
+            shape: "circle".into(),
+            tag: "camera".into(),
+            label: "l".into(),
+            ..Topology::default()
+        };
+        a.merge(b);
+        assert_eq!(
+            (&*a.shape, &*a.tag, &*a.label, &*a.label_plural),
+            ("circle", "camera", "l", "")
+        );
+        let mut a = Topology {
+            shape: "square".into(),
+            label: "mine".into(),
+            ..Topology::default()
+        };
+        a.merge(Topology {
+            shape: "circle".into(),
+            label: "theirs".into(),
+            label_plural: "theirs".into(),
+            ..Topology::default()
+        });
+        assert_eq!(
+            (&*a.shape, &*a.label, &*a.label_plural),
+            ("square", "mine", "")
+        );
+    }
+
+    // spec §6.3: on a clash the incoming node is the receiver: incoming.Merge(existing).
+    #[test]
+    fn nodes_incoming_is_receiver() {
+        let mut mine = Topology::default();
+        let mut n = Node::new("n");
+        n.latest = latest(&[("a", 1, "existing")]);
+        mine.nodes.insert("n", n);
+        mine.nodes.insert("only-mine", Node::new("only-mine"));
+        let mut theirs = Topology::default();
+        let mut n = Node::new("n");
+        n.latest = latest(&[("a", 1, "incoming")]);
+        theirs.nodes.insert("n", n);
+        theirs.nodes.insert("only-theirs", Node::new("only-theirs"));
+        mine.merge(theirs);
+        assert_eq!(mine.nodes.len(), 3);
+        // Equal sizes, equal first timestamps: the receiver (incoming) wins the tie.
+        assert_eq!(value(&mine.nodes.get("n").unwrap().latest, "a"), "incoming");
+    }
+
+    // spec §6.4, §9.8: id and topology fill; a conflict keeps the receiver's and never
+    // panics; children merge smaller-overwrites.
+    #[test]
+    fn node_merge_fields() {
+        let mut a = Node::new("");
+        a.topology = "Host".into();
+        a.adjacency = set(&["x"]);
+        a.children.insert(Node::new("c"));
+        let mut b = Node::new("id");
+        b.topology = "host".into();
+        b.adjacency = set(&["y"]);
+        let mut child = Node::new("c");
+        child.topology = "from-b".into();
+        b.children.insert(child);
+        let m = a.merge(b);
+        assert_eq!((&*m.id, &*m.topology), ("id", "Host"));
+        assert_eq!(m.adjacency.iter().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(m.children.get("c").unwrap().topology, "from-b");
+        let mut e = Node::new("");
+        e.topology = "".into();
+        let mut f = Node::new("");
+        f.topology = "pod".into();
+        assert_eq!(e.merge(f).topology, "pod");
+    }
+
+    // spec §6.5, §9.11, fixed: Host nodes always keep the active_controls union, stamped with
+    // the newer time, whatever the map sizes.
+    #[test]
+    fn host_active_controls_union() {
+        let host = |entries: &[(&'static str, u32, &'static str)]| {
+            let mut n = Node::new("h;<host>");
+            n.topology = "host".into();
+            n.latest = latest(entries);
+            n
+        };
+        let probe = host(&[
+            ("active_controls", 5, "host_exec"),
+            ("b", 1, ""),
+            ("c", 1, ""),
+        ]);
+        let plugin = host(&[("active_controls", 5, "p~c;host_exec")]);
+        for m in [
+            probe.clone().merge(plugin.clone()),
+            plugin.clone().merge(probe.clone()),
+        ] {
+            let ac = m.latest.get("active_controls").unwrap();
+            assert!(
+                ac.value == "host_exec;p~c" || ac.value == "p~c;host_exec",
+                "{}",
+                ac.value
+            );
+            assert_eq!(ac.timestamp, t(5));
+        }
+        let newer = host(&[("active_controls", 9, "x")]);
+        let m = probe.clone().merge(newer);
+        let ac = m.latest.get("active_controls").unwrap();
+        assert_eq!((ac.value.as_ref(), ac.timestamp), ("host_exec;x", t(9)));
+        // Absent on one side: the normal latest merge.
+        let m = probe.clone().merge(host(&[("z", 1, "")]));
+        assert_eq!(value(&m.latest, "active_controls"), "host_exec");
+        // Not a host node: no union, the newer string wins.
+        let mut c1 = probe.clone();
+        c1.topology = "container".into();
+        let mut c2 = host(&[("active_controls", 9, "x")]);
+        c2.topology = "container".into();
+        assert_eq!(value(&c1.merge(c2).latest, "active_controls"), "x");
+    }
+
+    // Merging moves strings: a decoded report's borrowed strings stay borrowed.
+    #[test]
+    fn merge_keeps_strings_borrowed() {
+        let body = r#"{"Host":{"nodes":{"a":{"id":"a","latest":{"k":{"timestamp":"2023-06-01T00:00:00Z","value":"v"}}}}}}"#;
+        let body2 = r#"{"Host":{"nodes":{"a":{"id":"a","latest":{"k":{"timestamp":"2023-06-01T00:00:01Z","value":"w"}}}}}}"#;
+        let mut acc = Report::make();
+        acc.merge(crate::report::decode_plugin_report(body.as_bytes(), Time::ZERO).unwrap());
+        acc.merge(crate::report::decode_plugin_report(body2.as_bytes(), Time::ZERO).unwrap());
+        let n = acc.topology(K::Host).nodes.get("a").unwrap();
+        assert!(matches!(
+            n.latest.get("k").unwrap().value,
+            Cow::Borrowed("w")
+        ));
+        assert!(matches!(n.id, Cow::Borrowed("a")));
+    }
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::*;
+    use crate::report::Time;
+    use crate::report::model::PluginSpec;
+
+    // The public in-place wrappers apply the same rules as the building blocks.
+    #[test]
+    fn in_place_merges() {
+        let t = Time::from_unix_nanos;
+        let mut a = LatestMap::new();
+        a.insert("k", t(1), "old");
+        let mut b = LatestMap::new();
+        b.insert("k", t(2), "new");
+        a.merge(b);
+        assert_eq!(a.get("k").unwrap().value, "new");
+
+        let mut s = StringSet::from_unsorted(vec!["b".into()]);
+        s.merge(StringSet::from_unsorted(vec!["a".into()]));
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b"]);
+
+        let mut m = Metric::default();
+        m.merge(Metric {
+            min: 1.0,
+            ..Metric::default()
+        });
+        assert_eq!(m.min, 1.0);
+
+        let mut p = PluginSpecs::new();
+        p.insert(PluginSpec {
+            id: "x".into(),
+            label: "1".into(),
+            ..PluginSpec::default()
+        });
+        let mut q = PluginSpecs::new();
+        q.insert(PluginSpec {
+            id: "x".into(),
+            label: "2".into(),
+            ..PluginSpec::default()
+        });
+        p.merge(q);
+        assert_eq!(p.get("x").unwrap().label, "2");
+    }
 }

@@ -10,6 +10,17 @@
 //! Design: strings are [`Str`] borrowed from the body being decoded (only JSON escapes force a
 //! copy); maps are key-sorted `Vec`s ([`SortedMap`]), so lookups are binary searches, merges
 //! are merge-joins that move values without cloning strings, and encoding is deterministic.
+//!
+//! Decoding has two paths with one meaning: a strict hand-written scanner (`fast.rs`) takes
+//! the common, well-formed documents; anything it does not fully understand, errors
+//! included, goes to the serde decoder (`decode.rs`), which is the reference and names the
+//! fault. Property tests hold the two to the same results.
+//!
+//! Where Scope's Go code is random, panics or loses data, this module uses a documented
+//! deterministic rule instead: legacy `latestControls` join in sorted order (§4.3), DNS
+//! records merge as a real union (§6.1.8), Host nodes always keep the `active_controls`
+//! union (§6.5), a node topology conflict keeps the receiver's value (§6.4), and a malformed
+//! part anywhere rejects the whole document (§1.8).
 
 use std::borrow::Cow;
 
@@ -17,6 +28,7 @@ mod controls;
 mod decode;
 mod encode;
 mod error;
+mod fast;
 mod merge;
 mod model;
 mod owned;
@@ -33,6 +45,13 @@ pub use model::{
     TableTemplates, Topology,
 };
 pub use time::Time;
+
+/// Hooks for the property tests that check the fast decoding path against the serde
+/// reference decoder. Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    pub use super::decode::{decode_fast_only, decode_reference};
+}
 
 /// A string borrowed from the decoded input, or owned when it had escapes or was built in code.
 pub type Str<'a> = Cow<'a, str>;

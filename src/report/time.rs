@@ -197,6 +197,12 @@ impl Time {
         })
     }
 
+    /// Whether both are the same instant written with the same offset (so they encode the
+    /// same way; `==` compares instants only).
+    pub fn same_repr(&self, other: &Time) -> bool {
+        self.secs == other.secs && self.nanos == other.nanos && self.offset_min == other.offset_min
+    }
+
     /// Appends the value the way Go's `RFC3339Nano` writes it (spec §1.9): trailing zeros of
     /// the fraction trimmed, no fraction when it is zero, `Z` for a zero offset.
     pub fn write_rfc3339(&self, out: &mut Vec<u8>) {
@@ -205,47 +211,73 @@ impl Time {
         let days = local.div_euclid(86_400);
         let sod = local.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
+        let mut buf = [0u8; 64];
+        let mut n = 0;
         if (0..=9999).contains(&y) {
-            push_num(out, y as u64, 4);
+            let y = y as usize;
+            buf[..2].copy_from_slice(&PAIRS[y / 100]);
+            buf[2..4].copy_from_slice(&PAIRS[y % 100]);
+            n = 4;
         } else {
             // Outside Go's four-digit range only values built in code can get here; write a
             // sign and the full number rather than something that reads like a valid year.
+            let mut tmp = Vec::with_capacity(24);
             if y < 0 {
-                out.push(b'-');
+                tmp.push(b'-');
             }
-            push_num(out, y.unsigned_abs(), 4);
+            push_num(&mut tmp, y.unsigned_abs(), 4);
+            out.extend_from_slice(&tmp);
         }
-        out.push(b'-');
-        push_num(out, u64::from(m), 2);
-        out.push(b'-');
-        push_num(out, u64::from(d), 2);
-        out.push(b'T');
-        push_num(out, (sod / 3600) as u64, 2);
-        out.push(b':');
-        push_num(out, (sod / 60 % 60) as u64, 2);
-        out.push(b':');
-        push_num(out, (sod % 60) as u64, 2);
+        let hms = [b'-', 0, 0, b'-', 0, 0, b'T', 0, 0, b':', 0, 0, b':', 0, 0];
+        buf[n..n + 15].copy_from_slice(&hms);
+        buf[n + 1..n + 3].copy_from_slice(&PAIRS[m as usize]);
+        buf[n + 4..n + 6].copy_from_slice(&PAIRS[d as usize]);
+        buf[n + 7..n + 9].copy_from_slice(&PAIRS[(sod / 3600) as usize]);
+        buf[n + 10..n + 12].copy_from_slice(&PAIRS[(sod / 60 % 60) as usize]);
+        buf[n + 13..n + 15].copy_from_slice(&PAIRS[(sod % 60) as usize]);
+        n += 15;
         if self.nanos != 0 {
-            out.push(b'.');
+            buf[n] = b'.';
+            n += 1;
             let mut frac = self.nanos;
             let mut width = 9;
             while frac % 10 == 0 {
                 frac /= 10;
                 width -= 1;
             }
-            push_num(out, u64::from(frac), width);
+            for i in (0..width).rev() {
+                buf[n + i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            n += width;
         }
         if off == 0 {
-            out.push(b'Z');
+            buf[n] = b'Z';
+            n += 1;
         } else {
-            out.push(if off < 0 { b'-' } else { b'+' });
-            let a = off.unsigned_abs();
-            push_num(out, a / 60, 2);
-            out.push(b':');
-            push_num(out, a % 60, 2);
+            buf[n] = if off < 0 { b'-' } else { b'+' };
+            let a = off.unsigned_abs() as usize;
+            // Offsets are at most ±24:60 when parsed; clamp what code might build.
+            let (h, mm) = ((a / 60).min(99), a % 60);
+            buf[n + 1..n + 3].copy_from_slice(&PAIRS[h]);
+            buf[n + 3] = b':';
+            buf[n + 4..n + 6].copy_from_slice(&PAIRS[mm]);
+            n += 6;
         }
+        out.extend_from_slice(&buf[..n]);
     }
 }
+
+/// `"00"` … `"99"`.
+static PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
 
 impl Default for Time {
     fn default() -> Time {

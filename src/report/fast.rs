@@ -1,0 +1,884 @@
+//! The fast path of decoding: a strict, hand-written scanner for the common shape of reports.
+//!
+//! Owns nothing of the format's rules: it mirrors the serde decoder in `decode.rs`, which
+//! stays the reference. It takes only input it fully understands (well-formed JSON with
+//! strings without escapes, no legacy node fields, nothing lenient beyond the simple cases)
+//! and returns `None` ("bail") on anything else, including every error; the caller then
+//! decodes the document again with the serde decoder, which also produces the error text.
+//! So the fast path never has to be right about rejecting a document, only about what it
+//! accepts, and property tests check it against the reference on generated and mutated input.
+//!
+//! Why it exists: serde's per-value visitor calls cost about half of decoding time; this
+//! scanner walks the bytes once and fills the model directly.
+
+use std::borrow::Cow;
+
+use super::decode::{Counter, LegacyControl, apply_counters, apply_latest_controls};
+use super::model::{
+    Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
+    NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
+};
+use super::time::Time;
+use super::{Report, Str, TopologyKind};
+
+/// Bail out of the fast path.
+type Fast<T> = Option<T>;
+
+/// Deeper than this, leave the document to the serde decoder (and its recursion limit).
+const MAX_DEPTH: u32 = 64;
+
+/// Decodes `text` over `report` if the fast path understands all of it. On `None` the report
+/// is left half-filled and the caller must start again from a fresh base.
+pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> Fast<()> {
+    let mut p = Scanner {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+        depth: 0,
+        last_time_text: "",
+        last_time: Time::ZERO,
+        now,
+    };
+    p.ws();
+    if p.peek()? != b'{' {
+        return None;
+    }
+    p.report(report)
+    // Bytes after the first value are ignored (spec §1.7).
+}
+
+/// Index of the first `"`, `\\` or control byte in `s` (the end of a simple string), eight
+/// bytes at a time.
+pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut i = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let v = u64::from_le_bytes(word);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let slash = v ^ (ONES * u64::from(b'\\'));
+        // A byte is flagged when it is zero (quote/slash) or below 0x20; the lowest flag is
+        // exact because borrows only run upwards from a flagged byte.
+        let flags = (quote.wrapping_sub(ONES) & !quote
+            | slash.wrapping_sub(ONES) & !slash
+            | v.wrapping_sub(ONES * 0x20) & !v)
+            & HIGH;
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
+/// Four hex digits.
+fn hex4(s: &[u8]) -> Option<u32> {
+    let mut v = 0;
+    for &c in s {
+        v = v * 16 + char::from(c).to_digit(16)?;
+    }
+    Some(v)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    /// Invariant: `i <= b.len()` and `i` is on a char boundary whenever a slice is taken.
+    i: usize,
+    depth: u32,
+    /// The last timestamp text parsed and its value: most timestamps of a node are the same
+    /// string, and comparing is cheaper than parsing. Empty when there is none.
+    last_time_text: &'a str,
+    last_time: Time,
+    /// Stamps legacy counters (spec §4.3).
+    now: Time,
+}
+
+/// What a scalar token is, for the lenient rules.
+enum Scalar<'a> {
+    /// A string (only skipped; string fields read strings directly).
+    Str,
+    Null,
+    Bool(bool),
+    /// The literal text of a number and whether it is a plain integer (no fraction,
+    /// exponent, or `-0`).
+    Num(&'a str, bool),
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Fast<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+                break;
+            }
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Fast<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Fast<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// A string: borrowed when it has no escapes, unescaped into an owned string otherwise.
+    /// Raw control characters and bad escapes bail.
+    #[inline]
+    fn string(&mut self) -> Fast<Str<'a>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let end = start + special_byte(self.b.get(start..)?)?;
+        match *self.b.get(end)? {
+            b'"' => {
+                self.i = end + 1;
+                // The quotes are ASCII, so both ends are char boundaries.
+                self.text.get(start..end).map(Cow::Borrowed)
+            }
+            b'\\' => self.escaped_string(start, end),
+            _ => None,
+        }
+    }
+
+    /// The rest of a string from its first backslash at `j`.
+    fn escaped_string(&mut self, start: usize, mut j: usize) -> Fast<Str<'a>> {
+        let mut out = String::with_capacity(j - start + 16);
+        out.push_str(self.text.get(start..j)?);
+        loop {
+            match *self.b.get(j)? {
+                b'"' => {
+                    self.i = j + 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    let esc = *self.b.get(j + 1)?;
+                    j += 2;
+                    out.push(match esc {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = hex4(self.b.get(j..j + 4)?)?;
+                            j += 4;
+                            if (0xD800..0xDC00).contains(&hi) {
+                                // A surrogate pair; a lone half is an error (reference path).
+                                if self.b.get(j..j + 2)? != b"\\u" {
+                                    return None;
+                                }
+                                let lo = hex4(self.b.get(j + 2..j + 6)?)?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return None;
+                                }
+                                j += 6;
+                                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                            } else {
+                                char::from_u32(hi)?
+                            }
+                        }
+                        _ => return None,
+                    });
+                }
+                _ => return None,
+            }
+            let run = special_byte(self.b.get(j..)?)?;
+            // `j` follows an ASCII escape, so it is a char boundary.
+            out.push_str(self.text.get(j..j + run)?);
+            j += run;
+        }
+    }
+
+    /// A number in strict JSON grammar; returns its text and whether it is a plain integer.
+    fn number(&mut self) -> Fast<(&'a str, bool)> {
+        let start = self.i;
+        let mut j = start;
+        let at = |j: usize| self.b.get(j).copied();
+        if at(j) == Some(b'-') {
+            j += 1;
+        }
+        match at(j)? {
+            b'0' => j += 1,
+            b'1'..=b'9' => {
+                while at(j).is_some_and(|c| c.is_ascii_digit()) {
+                    j += 1;
+                }
+            }
+            _ => return None,
+        }
+        let int_end = j;
+        if at(j) == Some(b'.') {
+            j += 1;
+            if !at(j)?.is_ascii_digit() {
+                return None;
+            }
+            while at(j).is_some_and(|c| c.is_ascii_digit()) {
+                j += 1;
+            }
+        }
+        if matches!(at(j), Some(b'e' | b'E')) {
+            j += 1;
+            if matches!(at(j), Some(b'+' | b'-')) {
+                j += 1;
+            }
+            if !at(j)?.is_ascii_digit() {
+                return None;
+            }
+            while at(j).is_some_and(|c| c.is_ascii_digit()) {
+                j += 1;
+            }
+        }
+        self.i = j;
+        let text = self.text.get(start..j)?;
+        // serde_json reads `-0` as a float.
+        let plain_int = j == int_end && text != "-0";
+        Some((text, plain_int))
+    }
+
+    fn scalar(&mut self) -> Fast<Scalar<'a>> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(|_| Scalar::Str),
+            b'n' => self.literal(b"null").map(|_| Scalar::Null),
+            b't' => self.literal(b"true").map(|_| Scalar::Bool(true)),
+            b'f' => self.literal(b"false").map(|_| Scalar::Bool(false)),
+            b'-' | b'0'..=b'9' => self.number().map(|(t, i)| Scalar::Num(t, i)),
+            _ => None,
+        }
+    }
+
+    /// Consumes `null` if it is next.
+    fn null(&mut self) -> bool {
+        self.ws();
+        self.peek() == Some(b'n') && self.literal(b"null").is_some()
+    }
+
+    /// Walks an object, calling `field` with each key; `field` must consume the value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, Str<'a>) -> Fast<()>) -> Fast<()> {
+        self.eat(b'{')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                self.ws();
+                let key = self.string()?;
+                self.eat(b':')?;
+                field(self, key)?;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// Walks an array, calling `item` for each element; `item` must consume it.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Fast<()>) -> Fast<()> {
+        self.eat(b'[')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                item(self)?;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// Skips any well-formed value (unknown keys, spec §1.3).
+    fn skip(&mut self) -> Fast<()> {
+        self.ws();
+        match self.peek()? {
+            b'{' => self.object(|p, _| p.skip()),
+            b'[' => self.array(|p| p.skip()),
+            _ => self.scalar().map(|_| ()),
+        }
+    }
+
+    // ---- typed scalars (the lenient rules of spec §1.6, simple cases only) ----------
+
+    fn str_value(&mut self) -> Fast<Str<'a>> {
+        self.ws();
+        // Strings first: they are nearly all of the values.
+        match self.peek()? {
+            b'"' => self.string(),
+            b'n' => self.literal(b"null").map(|_| Cow::Borrowed("")),
+            b't' => self.literal(b"true").map(|_| Cow::Borrowed("true")),
+            b'f' => self.literal(b"false").map(|_| Cow::Borrowed("false")),
+            // Only integers that fit 64 bits: their text is what the reference rebuilds.
+            // Other numbers (floats, `-0`, huge or out-of-range ones) are left to it.
+            b'-' | b'0'..=b'9' => match self.number()? {
+                (text, true) if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() => {
+                    Some(Cow::Borrowed(text))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn int_value(&mut self) -> Fast<i64> {
+        match self.scalar()? {
+            Scalar::Null => Some(0),
+            Scalar::Num(text, true) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn uint_value(&mut self) -> Fast<u64> {
+        match self.scalar()? {
+            Scalar::Null => Some(0),
+            Scalar::Num(text, true) if !text.starts_with('-') => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn float_value(&mut self) -> Fast<f64> {
+        match self.scalar()? {
+            Scalar::Null => Some(0.0),
+            Scalar::Num(text, true) => text.parse::<i64>().ok().map(|v| v as f64),
+            // The same parser as the reference path, so the same rounding.
+            Scalar::Num(text, false) => serde_json::from_str::<f64>(text).ok(),
+            _ => None,
+        }
+    }
+
+    fn bool_value(&mut self) -> Fast<bool> {
+        match self.scalar()? {
+            Scalar::Null => Some(false),
+            Scalar::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A time field: `null` leaves it as it is (spec §1.9).
+    fn time_into(&mut self, into: &mut Time) -> Fast<()> {
+        if !self.null() {
+            *into = match self.string()? {
+                Cow::Borrowed(s) if !s.is_empty() && s == self.last_time_text => self.last_time,
+                Cow::Borrowed(s) => {
+                    let t = Time::parse(s).ok()?;
+                    (self.last_time_text, self.last_time) = (s, t);
+                    t
+                }
+                Cow::Owned(s) => Time::parse(&s).ok()?,
+            };
+        }
+        Some(())
+    }
+
+    // ---- collections -----------------------------------------------------------------
+
+    /// A data map: `null` empties it, each key's value is decoded over the existing one.
+    fn map_into<V: Default>(
+        &mut self,
+        map: &mut SortedMap<'a, V>,
+        mut value: impl FnMut(&mut Self, &mut V) -> Fast<()>,
+    ) -> Fast<()> {
+        if self.null() {
+            map.clear();
+            return Some(());
+        }
+        self.object(|p, key| value(p, map.slot(key)))
+    }
+
+    fn string_list(&mut self) -> Fast<Vec<Str<'a>>> {
+        let mut items = Vec::new();
+        if !self.null() {
+            self.array(|p| {
+                items.push(p.str_value()?);
+                Some(())
+            })?;
+        }
+        Some(items)
+    }
+
+    fn string_set(&mut self) -> Fast<StringSet<'a>> {
+        self.string_list().map(StringSet::from_unsorted)
+    }
+
+    /// A struct: `null` resets it, an object fills the named fields.
+    fn struct_into<T: Default>(
+        &mut self,
+        target: &mut T,
+        mut field: impl FnMut(&mut Self, &mut T, &str) -> Fast<()>,
+    ) -> Fast<()> {
+        if self.null() {
+            *target = T::default();
+            return Some(());
+        }
+        self.object(|p, key| field(p, target, &key))
+    }
+
+    // ---- the report ------------------------------------------------------------------
+
+    fn report(&mut self, r: &mut Report<'a>) -> Fast<()> {
+        self.object(|p, key| {
+            match &*key {
+                "TS" => p.time_into(&mut r.ts)?,
+                "DNS" => p.map_into(&mut r.dns, Self::dns_record)?,
+                "nodes" => p.map_into(&mut r.bug_dns, Self::dns_record)?,
+                "Sampling" => p.struct_into(&mut r.sampling, |p, s, k| {
+                    match k {
+                        "Count" => s.count = p.uint_value()?,
+                        "Total" => s.total = p.uint_value()?,
+                        _ => p.skip()?,
+                    }
+                    Some(())
+                })?,
+                "Window" => r.window_ns = p.int_value()?,
+                "Shortcut" => r.shortcut = p.bool_value()?,
+                "Plugins" => {
+                    let mut specs = PluginSpecs::default();
+                    if !p.null() {
+                        p.array(|p| {
+                            let mut spec = PluginSpec::default();
+                            p.plugin_spec(&mut spec)?;
+                            specs.insert(spec);
+                            Some(())
+                        })?;
+                    }
+                    r.plugins = specs;
+                }
+                "ID" => r.id = p.str_value()?,
+                other => match TopologyKind::from_wire_key(other) {
+                    Some(k) => p.topology(r.topology_mut(k))?,
+                    None => p.skip()?,
+                },
+            }
+            Some(())
+        })
+    }
+
+    fn plugin_spec(&mut self, spec: &mut PluginSpec<'a>) -> Fast<()> {
+        // A `null` element would be a default spec; leave that to the reference path.
+        self.ws();
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.object(|p, key| {
+            match &*key {
+                "id" => spec.id = p.str_value()?,
+                "label" => spec.label = p.str_value()?,
+                "description" => spec.description = p.str_value()?,
+                "api_version" => spec.api_version = p.str_value()?,
+                "status" => spec.status = p.str_value()?,
+                "interfaces" => spec.interfaces = p.string_list()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn dns_record(&mut self, d: &mut DnsRecord<'a>) -> Fast<()> {
+        self.struct_into(d, |p, d, key| {
+            match key {
+                "forward" => d.forward = p.string_set()?,
+                "reverse" => d.reverse = p.string_set()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn topology(&mut self, t: &mut Topology<'a>) -> Fast<()> {
+        self.struct_into(t, |p, t, key| {
+            match key {
+                "shape" => t.shape = p.str_value()?,
+                "tag" => t.tag = p.str_value()?,
+                "label" => t.label = p.str_value()?,
+                "label_plural" => t.label_plural = p.str_value()?,
+                "nodes" => p.map_into(&mut t.nodes, Self::node)?,
+                "controls" => p.map_into(&mut t.controls, Self::control)?,
+                "metadata_templates" => p.map_into(&mut t.metadata_templates, Self::md_template)?,
+                "metric_templates" => p.map_into(&mut t.metric_templates, Self::metric_template)?,
+                "table_templates" => p.map_into(&mut t.table_templates, Self::table_template)?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn node(&mut self, n: &mut Node<'a>) -> Fast<()> {
+        let mut latest_controls: SortedMap<'a, LegacyControl> = SortedMap::new();
+        let mut counters: SortedMap<'a, Counter> = SortedMap::new();
+        self.struct_into(n, |p, n, key| {
+            match key {
+                "id" => n.id = p.str_value()?,
+                "topology" => n.topology = p.str_value()?,
+                "sets" => p.map_into(&mut n.sets, |p, s| {
+                    *s = p.string_set()?;
+                    Some(())
+                })?,
+                "adjacency" => n.adjacency = p.string_set()?,
+                "latest" => p.map_into(&mut n.latest.map, Self::latest_entry)?,
+                "metrics" => p.map_into(&mut n.metrics, Self::metric)?,
+                "parents" => p.map_into(&mut n.parents, |p, s| {
+                    *s = p.string_set()?;
+                    Some(())
+                })?,
+                "children" => {
+                    let mut children = NodeSet::default();
+                    if !p.null() {
+                        p.array(|p| {
+                            p.ws();
+                            if p.peek()? != b'{' {
+                                return None;
+                            }
+                            let mut child = Node::default();
+                            p.node(&mut child)?;
+                            children.insert(child);
+                            Some(())
+                        })?;
+                    }
+                    n.children = children;
+                }
+                "latestControls" => p.map_into(&mut latest_controls, Self::legacy_control)?,
+                "counters" => p.map_into(&mut counters, |p, c| {
+                    c.0 = p.int_value()?;
+                    Some(())
+                })?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })?;
+        // Legacy fields (spec §4.3), converted exactly as the reference path does.
+        apply_latest_controls(&mut n.latest, latest_controls);
+        apply_counters(&mut n.latest, counters, self.now);
+        Some(())
+    }
+
+    fn legacy_control(&mut self, c: &mut LegacyControl) -> Fast<()> {
+        self.struct_into(c, |p, c, key| {
+            match key {
+                "timestamp" => p.time_into(&mut c.timestamp)?,
+                "value" => {
+                    let mut dead = false;
+                    if !p.null() {
+                        p.object(|p, key| {
+                            match &*key {
+                                "dead" => dead = p.bool_value()?,
+                                _ => p.skip()?,
+                            }
+                            Some(())
+                        })?;
+                    }
+                    c.dead = dead;
+                }
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn latest_entry(&mut self, e: &mut LatestEntry<'a>) -> Fast<()> {
+        self.struct_into(e, |p, e, key| {
+            match key {
+                "timestamp" => p.time_into(&mut e.timestamp)?,
+                "value" => e.value = p.str_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn metric(&mut self, m: &mut Metric) -> Fast<()> {
+        self.struct_into(m, |p, m, key| {
+            match key {
+                "samples" => {
+                    let mut samples = Vec::new();
+                    if !p.null() {
+                        p.array(|p| {
+                            p.ws();
+                            if p.peek()? != b'{' {
+                                return None;
+                            }
+                            let mut s = Sample::default();
+                            p.object(|p, key| {
+                                match &*key {
+                                    "date" => p.time_into(&mut s.date)?,
+                                    "value" => s.value = p.float_value()?,
+                                    _ => p.skip()?,
+                                }
+                                Some(())
+                            })?;
+                            samples.push(s);
+                            Some(())
+                        })?;
+                    }
+                    m.samples = samples;
+                }
+                "min" => m.min = p.float_value()?,
+                "max" => m.max = p.float_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn control(&mut self, c: &mut Control<'a>) -> Fast<()> {
+        self.struct_into(c, |p, c, key| {
+            match key {
+                "id" => c.id = p.str_value()?,
+                "human" => c.human = p.str_value()?,
+                "icon" => c.icon = p.str_value()?,
+                "confirmation" => c.confirmation = p.str_value()?,
+                "rank" => c.rank = p.int_value()?,
+                "probeId" => c.probe_id = p.str_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn md_template(&mut self, t: &mut MetadataTemplate<'a>) -> Fast<()> {
+        self.struct_into(t, |p, t, key| {
+            match key {
+                "id" => t.id = p.str_value()?,
+                "label" => t.label = p.str_value()?,
+                "truncate" => t.truncate = p.int_value()?,
+                "dataType" => t.data_type = p.str_value()?,
+                "priority" => t.priority = p.float_value()?,
+                "from" => t.from = p.str_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn metric_template(&mut self, t: &mut MetricTemplate<'a>) -> Fast<()> {
+        self.struct_into(t, |p, t, key| {
+            match key {
+                "id" => t.id = p.str_value()?,
+                "label" => t.label = p.str_value()?,
+                "format" => t.format = p.str_value()?,
+                "group" => t.group = p.str_value()?,
+                "priority" => t.priority = p.float_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+
+    fn table_template(&mut self, t: &mut TableTemplate<'a>) -> Fast<()> {
+        self.struct_into(t, |p, t, key| {
+            match key {
+                "id" => t.id = p.str_value()?,
+                "label" => t.label = p.str_value()?,
+                "prefix" => t.prefix = p.str_value()?,
+                "type" => t.kind = p.str_value()?,
+                "columns" => {
+                    let mut columns = Vec::new();
+                    if !p.null() {
+                        p.array(|p| {
+                            p.ws();
+                            if p.peek()? != b'{' {
+                                return None;
+                            }
+                            let mut c = Column::default();
+                            p.object(|p, key| {
+                                match &*key {
+                                    "id" => c.id = p.str_value()?,
+                                    "label" => c.label = p.str_value()?,
+                                    "dataType" => c.data_type = p.str_value()?,
+                                    _ => p.skip()?,
+                                }
+                                Some(())
+                            })?;
+                            columns.push(c);
+                            Some(())
+                        })?;
+                    }
+                    t.columns = columns;
+                }
+                "fixedRows" => p.map_into(&mut t.fixed_rows, |p, v| {
+                    *v = p.str_value()?;
+                    Some(())
+                })?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::decode::{decode_fast_only, decode_reference};
+
+    fn now() -> Time {
+        Time::parse("2099-01-01T00:00:00Z").unwrap()
+    }
+
+    /// Whatever the fast path accepts, the reference accepts with the same result; and it
+    /// accepts nothing the reference rejects.
+    fn agree(doc: &str) -> bool {
+        let fast = decode_fast_only(doc.as_bytes(), now());
+        let reference = decode_reference(doc.as_bytes(), now());
+        match (&fast, &reference) {
+            (Some(f), Ok(r)) => assert_eq!(f, r, "{doc}"),
+            (Some(_), Err(e)) => {
+                panic!("fast path accepted {doc} which the reference rejects: {e}")
+            }
+            (None, _) => {}
+        }
+        fast.is_some()
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        for doc in [
+            "{}",
+            " {\n\t\"ID\" : \"x\" } trailing",
+            r#"{"Host":{"nodes":{"vm;\u003chost\u003e":{"latest":{"k":{"timestamp":"2023-06-01T00:00:00.5+02:00","value":"tab\tq\"b\\s\/é\ud83d\ude00"}}}}}}"#,
+            r#"{"Host":null,"Process":{"nodes":null},"TS":null,"Plugins":null,"Window":null}"#,
+            r#"{"ID":42,"Host":{"label":-7,"shape":true,"tag":null,"nodes":{"a":{"id":18446744073709551615,"sets":{"s":[1,null,"x"]}}}}}"#,
+            r#"{"Window":-15,"Shortcut":true,"Sampling":{"Count":3,"Total":0}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"date":"2023-06-01T00:00:00Z","value":1.5e-3}],"min":-0,"max":1E21}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"latestControls":{"c":{"timestamp":"2023-06-01T00:00:00Z","value":{"dead":false}}},"counters":{"x":2}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"children":[{"id":"c"},{"id":"c","topology":"x"}]}}}}"#,
+            r#"{"unknown":{"a":[1,2.5,{"b":null}],"c":"\u0041"},"Host":{"nodes":{"a":{"z":[true,false]}}}}"#,
+            r#"{"Host":{"table_templates":{"t":{"columns":[{"id":"c"}],"fixedRows":{"r":"R"},"type":"x"}},"controls":{"c":{"rank":7}}}}"#,
+            r#"{"Plugins":[{"id":"a","interfaces":["reporter"]},{"id":"a","label":"2"}]}"#,
+            r#"{"DNS":{"1.1.1.1":{"forward":["b","a"]}},"nodes":{"2.2.2.2":null}}"#,
+        ] {
+            assert!(agree(doc), "fast path should take {doc}");
+        }
+    }
+
+    #[test]
+    fn bails_on_what_the_reference_rejects() {
+        for doc in [
+            "",
+            "null",
+            "[]",
+            r#"{"ID":01}"#,
+            r#"{"ID":1.}"#,
+            r#"{"ID":-}"#,
+            r#"{"ID":1e}"#,
+            r#"{"ID":.5}"#,
+            r#"{"ID":tru}"#,
+            r#"{"ID":nul}"#,
+            "{\"ID\":\"raw\u{1}control\"}",
+            r#"{"ID":"\ud800"}"#,
+            r#"{"ID":"\udc00x"}"#,
+            r#"{"ID":"\ud800\u0041"}"#,
+            r#"{"ID":"\x"}"#,
+            r#"{"ID":"\u00g1"}"#,
+            r#"{"ID":"x",}"#,
+            r#"{"ID":"x""#,
+            r#"{"ID" "x"}"#,
+            r#"{"Plugins":[{"id":"a",}]}"#,
+            r#"{"Plugins":[1]}"#,
+            r#"{"Host":{"nodes":{"a":{"latest":{"k":{"timestamp":"2016-07-20T15:51:05Z01:00"}}}}}}"#,
+            r#"{"Window":1.5}"#,
+            r#"{"Window":99999999999999999999}"#,
+            r#"{"Shortcut":"true"}"#,
+            r#"{"Sampling":{"Count":-1}}"#,
+            r#"{"Host":{"nodes":[]}}"#,
+            r#"{"ID":[1]}"#,
+            r#"{"ID":1e400}"#,
+            r#"{"ID":-0}"#,
+            r#"{"ID":4.5e3}"#,
+        ] {
+            assert!(!agree(doc), "fast path should bail on {doc}");
+        }
+    }
+
+    // Numbers the reference cannot read as f64 are errors there even in string fields (its
+    // fast path parses them); the fast path must not accept them either.
+    #[test]
+    fn huge_numbers_in_string_fields() {
+        let huge = format!(r#"{{"ID":{}}}"#, "9".repeat(400));
+        assert!(!agree(&huge));
+        assert!(decode_reference(huge.as_bytes(), now()).is_err());
+        assert!(!agree(r#"{"ID":1e400}"#));
+        let big = format!(r#"{{"ID":{}}}"#, "9".repeat(30));
+        assert!(!agree(&big));
+        assert_eq!(
+            decode_reference(big.as_bytes(), now()).unwrap().id,
+            "9".repeat(30)
+        );
+        // Unknown keys skip any well-formed number.
+        assert!(agree(&format!(
+            r#"{{"x":{}e999,"ID":"a"}}"#,
+            "9".repeat(400)
+        )));
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_the_reference() {
+        let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(!agree(&deep));
+        // Deep nodes (children) are rejected by the reference's recursion limit, not by a
+        // stack overflow.
+        let mut nested = String::from("{}");
+        for _ in 0..300 {
+            nested = format!(r#"{{"id":"x","children":[{nested}]}}"#);
+        }
+        let doc = format!(r#"{{"Host":{{"nodes":{{"a":{nested}}}}}}}"#);
+        assert!(!agree(&doc));
+        assert!(decode_reference(doc.as_bytes(), now()).is_err());
+    }
+
+    #[test]
+    fn special_byte_finds_the_first() {
+        assert_eq!(special_byte(b"abc\"def"), Some(3));
+        assert_eq!(special_byte(b"abcdefghij\\k\""), Some(10));
+        assert_eq!(special_byte(b"abcdefgh\x1f"), Some(8));
+        assert_eq!(special_byte("é日本\"".as_bytes()), Some(8));
+        assert_eq!(special_byte(b"\x7f\x80\xff\xa0\x20\x21 xyz\""), Some(10));
+        assert_eq!(special_byte(b"abcdefghijklmnop"), None);
+        assert_eq!(special_byte(b""), None);
+    }
+}
