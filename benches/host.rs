@@ -17,6 +17,8 @@
 //!
 //! `cargo bench --bench host` runs everything (30 s windows; about 2.5 minutes).
 //! `cargo bench --bench host -- quick` (or `HOSTBENCH_QUICK=1`) uses 5 s windows and fewer runs.
+//! Naming stages (`-- cycle`, `-- process`, `-- reaction`, combinable with `quick`) runs only
+//! those.
 //! `SCOPE_PROBE_BIN=path` measures another binary than the one cargo built for the bench (for
 //! example the `cargo build --release` one, which differs only in `panic = "abort"`).
 //!
@@ -41,9 +43,17 @@ use farm::Farm;
 
 const SIZES: [usize; 4] = [1, 10, 100, 1000];
 
+/// Which parts run (all unless some are named on the command line).
+struct Stages {
+    cycle: bool,
+    process: bool,
+    reaction: bool,
+}
+
 /// How long and how often to measure.
 struct Settings {
     quick: bool,
+    stages: Stages,
     cycle_runs: usize,
     /// Process runs: how long CPU is counted, from the first complete report.
     window: Duration,
@@ -54,11 +64,20 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        let quick = std::env::args().skip(1).any(|a| a == "quick")
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "quick")
             || std::env::var("HOSTBENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let named = |stage: &str| args.iter().any(|a| a == stage);
+        let any_named = named("cycle") || named("process") || named("reaction");
+        let stages = Stages {
+            cycle: !any_named || named("cycle"),
+            process: !any_named || named("process"),
+            reaction: !any_named || named("reaction"),
+        };
         if quick {
             Settings {
                 quick,
+                stages,
                 cycle_runs: 20,
                 window: Duration::from_secs(5),
                 rss_at: Duration::from_secs(5),
@@ -67,6 +86,7 @@ impl Settings {
         } else {
             Settings {
                 quick,
+                stages,
                 cycle_runs: 50,
                 window: Duration::from_secs(30),
                 rss_at: Duration::from_secs(10),
@@ -95,22 +115,33 @@ fn run() -> Result<(), String> {
     );
 
     let mut cycles = Vec::new();
-    for n in SIZES {
+    for n in SIZES.into_iter().filter(|_| settings.stages.cycle) {
         eprintln!("cycle: {n} plugins, {} runs", settings.cycle_runs);
         cycles.push(bench_cycle(n, settings.cycle_runs)?);
     }
     let mut processes = Vec::new();
-    for n in SIZES {
+    for n in SIZES.into_iter().filter(|_| settings.stages.process) {
         eprintln!(
             "process: {n} plugins, {} s window",
             settings.window.as_secs()
         );
         processes.push(bench_process(&bin, n, &settings)?);
     }
-    eprintln!("reaction: {} new sockets", settings.reaction_samples);
-    let reaction = bench_reaction(&bin, settings.reaction_samples)?;
+    let reaction = if settings.stages.reaction {
+        eprintln!("reaction: {} new sockets", settings.reaction_samples);
+        Some(bench_reaction(&bin, settings.reaction_samples)?)
+    } else {
+        None
+    };
 
-    print_table(&settings, &machine, &bin, &cycles, &processes, &reaction);
+    print_table(
+        &settings,
+        &machine,
+        &bin,
+        &cycles,
+        &processes,
+        reaction.as_ref(),
+    );
     Ok(())
 }
 
@@ -156,6 +187,9 @@ struct CycleResult {
     median: Duration,
     p95: Duration,
     max: Duration,
+    /// On-CPU time of the probe's thread during `once` (the rest is waiting for plugins or
+    /// for a core).
+    cpu_median: Duration,
     new_median: Duration,
     report_bytes: usize,
     body_bytes: usize,
@@ -191,11 +225,14 @@ fn bench_cycle(n: usize, runs: usize) -> Result<CycleResult, String> {
     }
     let served_before = farm.served();
     let mut times = Vec::with_capacity(runs);
+    let mut cpu_times = Vec::with_capacity(runs);
     let mut report_bytes = 0;
     for _ in 0..runs {
+        let cpu_started = thread_cpu_time();
         let started = Instant::now();
         let outcome = probe.once().map_err(|e| format!("once: {e}"))?;
         times.push(started.elapsed());
+        cpu_times.push(thread_cpu_time().saturating_sub(cpu_started));
         check_all_ok(&outcome, n)?;
         report_bytes = outcome.report.len();
     }
@@ -219,10 +256,24 @@ fn bench_cycle(n: usize, runs: usize) -> Result<CycleResult, String> {
         median: percentile(&mut times, 0.5),
         p95: percentile(&mut times, 0.95),
         max: percentile(&mut times, 1.0),
+        cpu_median: percentile(&mut cpu_times, 0.5),
         new_median: percentile(&mut new_times, 0.5),
         report_bytes,
         body_bytes: farm::report_body(&farm::plugin_id(0)).len(),
     })
+}
+
+/// CPU time of the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn check_all_ok(outcome: &OnceOutcome, n: usize) -> Result<(), String> {
@@ -458,6 +509,17 @@ fn bench_reaction(bin: &str, samples: usize) -> Result<ReactionResult, String> {
 // ---------------------------------------------------------------------------------------------
 // Output
 
+/// One table row, columns right-aligned to the header widths.
+fn print_row(cells: &[String]) {
+    const WIDTHS: [usize; 14] = [5, 5, 9, 8, 8, 8, 8, 7, 9, 8, 8, 9, 7, 11];
+    let line: Vec<String> = cells
+        .iter()
+        .zip(WIDTHS)
+        .map(|(c, w)| format!("{c:>w$}"))
+        .collect();
+    println!("{}", line.join(" | "));
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -472,7 +534,7 @@ fn print_table(
     bin: &str,
     cycles: &[CycleResult],
     processes: &[ProcessResult],
-    reaction: &ReactionResult,
+    reaction: Option<&ReactionResult>,
 ) {
     let window = settings.window.as_secs();
     println!();
@@ -496,13 +558,13 @@ fn print_table(
          --publish-stdout; CPU over a {window} s window after the first complete report"
     );
     println!();
-    println!(
-        "{:>5} | {:>5} | {:>9} | {:>8} | {:>8} | {:>8} | {:>9} | {:>9} | {:>8} | {:>8} | {:>9} | {:>7} | {:>10}",
+    let header = [
         "N",
         "runs",
         "cycle med",
         "p95",
         "max",
+        "cyc CPU",
         "scan",
         "report",
         "RSS@early",
@@ -510,50 +572,53 @@ fn print_table(
         "HWM",
         "CPU ticks",
         "CPU ns",
-        "polls/s ok"
-    );
-    println!(
-        "{:>5} | {:>5} | {:>9} | {:>8} | {:>8} | {:>8} | {:>9} | {:>9} | {:>8} | {:>8} | {:>9} | {:>7} | {:>10}",
-        "", "", "ms", "ms", "ms", "ms", "KB", "MB", "MB", "MB", "% core", "% core", ""
-    );
-    for (c, p) in cycles.iter().zip(processes) {
-        let sched = p
-            .cpu_percent_sched()
-            .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"));
-        let reports_ok = if p.reports_not_ok == 0 {
-            format!("{}/{}", p.reports, p.reports)
-        } else {
-            format!("{}/{}", p.reports - p.reports_not_ok, p.reports)
-        };
-        println!(
-            "{:>5} | {:>5} | {:>9.2} | {:>8.2} | {:>8.2} | {:>8.2} | {:>9.1} | {:>9.2} | {:>8.2} | {:>8.2} | {:>9.3} | {:>7} | {:>10}",
-            c.n,
-            c.runs,
-            ms(c.median),
-            ms(c.p95),
-            ms(c.max),
-            ms(c.new_median),
-            c.report_bytes as f64 / 1024.0,
-            mb(p.rss_early_kb),
-            mb(p.rss_kb),
-            mb(p.hwm_kb),
-            p.cpu_percent_ticks(),
-            sched,
+        "polls/s ok",
+    ];
+    let units = [
+        "", "", "ms", "ms", "ms", "ms", "ms", "KB", "MB", "MB", "MB", "% core", "% core", "",
+    ];
+    print_row(&header.map(String::from));
+    print_row(&units.map(String::from));
+    for n in SIZES {
+        let c = cycles.iter().find(|c| c.n == n);
+        let p = processes.iter().find(|p| p.n == n);
+        let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let reports_ok = p.map(|p| {
             format!(
-                "{:.0} {}",
+                "{:.0} {}/{}",
                 p.polls as f64 / p.window.as_secs_f64(),
-                reports_ok
-            ),
-        );
-        debug_assert_eq!(c.n, p.n);
+                p.reports - p.reports_not_ok,
+                p.reports
+            )
+        });
+        print_row(&[
+            n.to_string(),
+            cell(c.map(|c| c.runs.to_string())),
+            cell(c.map(|c| format!("{:.2}", ms(c.median)))),
+            cell(c.map(|c| format!("{:.2}", ms(c.p95)))),
+            cell(c.map(|c| format!("{:.2}", ms(c.max)))),
+            cell(c.map(|c| format!("{:.2}", ms(c.cpu_median)))),
+            cell(c.map(|c| format!("{:.2}", ms(c.new_median)))),
+            cell(c.map(|c| format!("{:.1}", c.report_bytes as f64 / 1024.0))),
+            cell(p.map(|p| format!("{:.2}", mb(p.rss_early_kb)))),
+            cell(p.map(|p| format!("{:.2}", mb(p.rss_kb)))),
+            cell(p.map(|p| format!("{:.2}", mb(p.hwm_kb)))),
+            cell(p.map(|p| format!("{:.3}", p.cpu_percent_ticks()))),
+            cell(p.and_then(|p| p.cpu_percent_sched().map(|v| format!("{v:.3}")))),
+            cell(reports_ok),
+        ]);
     }
     println!(
-        "(RSS@early: {} s after the first complete report; CPU ticks: utime+stime at {} Hz; \
-         CPU ns: schedstat; polls/s: requests answered by the farm; ok: reports with every \
-         plugin ok)",
+        "(cyc CPU: on-CPU time of the probe's thread per cycle, median; scan: Probe::new, \
+         median of 7; RSS@early: {} s after the first complete report; CPU ticks: \
+         utime+stime at {} Hz; CPU ns: schedstat; polls/s: requests answered by the farm; \
+         a/b: reports with every plugin ok / reports)",
         settings.rss_at.min(settings.window).as_secs(),
         clock_ticks_per_second()
     );
+    let Some(reaction) = reaction else {
+        return;
+    };
     let mut samples = reaction.samples.clone();
     let median = percentile(&mut samples, 0.5);
     let max = percentile(&mut samples, 1.0);
