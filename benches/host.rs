@@ -19,6 +19,7 @@
 //! `cargo bench --bench host -- quick` (or `HOSTBENCH_QUICK=1`) uses 5 s windows and fewer runs.
 //! Naming stages (`-- cycle`, `-- process`, `-- reaction`, combinable with `quick`) runs only
 //! those.
+//! `HOSTBENCH_PROBE_ARGS="--publish-interval 1s"` appends options to the process runs' probe.
 //! `SCOPE_PROBE_BIN=path` measures another binary than the one cargo built for the bench (for
 //! example the `cargo build --release` one, which differs only in `panic = "abort"`).
 //!
@@ -54,6 +55,8 @@ struct Stages {
 struct Settings {
     quick: bool,
     stages: Stages,
+    /// More options for the probe of the process runs (`HOSTBENCH_PROBE_ARGS`).
+    probe_args: Vec<String>,
     cycle_runs: usize,
     /// Process runs: how long CPU is counted, from the first complete report.
     window: Duration,
@@ -69,6 +72,11 @@ impl Settings {
             || std::env::var("HOSTBENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
         let named = |stage: &str| args.iter().any(|a| a == stage);
         let any_named = named("cycle") || named("process") || named("reaction");
+        let probe_args: Vec<String> = std::env::var("HOSTBENCH_PROBE_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         let stages = Stages {
             cycle: !any_named || named("cycle"),
             process: !any_named || named("process"),
@@ -78,6 +86,7 @@ impl Settings {
             Settings {
                 quick,
                 stages,
+                probe_args,
                 cycle_runs: 20,
                 window: Duration::from_secs(5),
                 rss_at: Duration::from_secs(5),
@@ -87,6 +96,7 @@ impl Settings {
             Settings {
                 quick,
                 stages,
+                probe_args,
                 cycle_runs: 50,
                 window: Duration::from_secs(30),
                 rss_at: Duration::from_secs(10),
@@ -411,11 +421,10 @@ impl ProcessResult {
 fn bench_process(bin: &str, n: usize, settings: &Settings) -> Result<ProcessResult, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
     let farm = Farm::start(dir.path(), n).map_err(|e| format!("plugin farm: {e}"))?;
-    let probe = ProbeChild::start(
-        bin,
-        dir.path(),
-        &["--spy-interval", "1s", "--publish-interval", "3s"],
-    )?;
+    let mut args = vec!["--spy-interval", "1s", "--publish-interval", "3s"];
+    // Later options win, so these can override the intervals above.
+    args.extend(settings.probe_args.iter().map(String::as_str));
+    let probe = ProbeChild::start(bin, dir.path(), &args)?;
     let pid = probe.pid();
     probe.wait_complete_report(n, Duration::from_secs(15))?;
     let cpu_before = procfs::cpu_time(pid)?;
@@ -555,7 +564,8 @@ fn print_table(
     );
     println!(
         "process = release binary, --spy-interval 1s --publish-interval 3s --no-host \
-         --publish-stdout; CPU over a {window} s window after the first complete report"
+         --publish-stdout {}; CPU over a {window} s window after the first complete report",
+        settings.probe_args.join(" ")
     );
     println!();
     let header = [
