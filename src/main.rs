@@ -85,9 +85,7 @@ fn config(options: &Options, sink: Sink) -> Result<Config, String> {
 }
 
 fn start(config: Config) -> Result<Probe, String> {
-    Probe::new(config).map_err(|e| {
-        format!("cannot start the event loop: {e}; check the process's file descriptor limit")
-    })
+    Probe::new(config).map_err(|e| format!("cannot start: {e}"))
 }
 
 fn run(options: &Options) -> Result<(), String> {

@@ -234,7 +234,9 @@ impl Probe {
         };
         let local = match config.http_listen {
             Some(addr) => {
-                let mut listener = TcpListener::bind(addr)?;
+                let mut listener = TcpListener::bind(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("--http-listen {addr}: {e}"))
+                })?;
                 poll.registry()
                     .register(&mut listener, LOCAL, Interest::READABLE)?;
                 log::info!(
