@@ -174,7 +174,10 @@ struct SpyReport<'a> {
     ts: Time,
     /// The probe's Host node, on full ticks.
     host: Option<Report<'static>>,
-    plugins: Vec<(PathBuf, Report<'a>)>,
+    /// Scope's `Registry.Report()` for the tick: `MakeReport()` with every plugin's report
+    /// merged in socket-path order. Merged at once, so a publish interval holds one report
+    /// per tick rather than one per plugin per tick.
+    plugins: Report<'a>,
 }
 
 /// State that lives exactly as long as one publish interval.
@@ -209,12 +212,28 @@ pub struct Probe {
     new_sockets: Vec<PathBuf>,
     scratch: Box<[u8]>,
     last_publish: Instant,
+    /// When the current spy tick and publish were due: the next ones are due one interval
+    /// later, so the cadence does not drift by however late the loop got to them.
+    spy_due: Instant,
+    publish_due: Instant,
     running: bool,
     apps: Option<apps::AppLinks>,
     local: Option<TcpListener>,
     /// The last published report as JSON, for `/api/report` (empty before the first).
     last_report: Rc<[u8]>,
     started_at: SystemTime,
+}
+
+/// The first instant after `now` on the cadence `due + k * interval`: a periodic timer keeps
+/// its phase, and a loop that fell behind skips the missed beats instead of bunching them.
+fn next_due(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let mut next = due + interval;
+    if next <= now {
+        let behind = now.saturating_duration_since(next).as_nanos();
+        let beats = behind / interval.as_nanos().max(1) + 1;
+        next += interval.saturating_mul(u32::try_from(beats).unwrap_or(u32::MAX));
+    }
+    next
 }
 
 impl Probe {
@@ -234,9 +253,8 @@ impl Probe {
         };
         let local = match config.http_listen {
             Some(addr) => {
-                let mut listener = TcpListener::bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("--http-listen {addr}: {e}"))
-                })?;
+                let mut listener = TcpListener::bind(addr)
+                    .map_err(|e| io::Error::new(e.kind(), format!("--http-listen {addr}: {e}")))?;
                 poll.registry()
                     .register(&mut listener, LOCAL, Interest::READABLE)?;
                 log::info!(
@@ -276,6 +294,8 @@ impl Probe {
             new_sockets: Vec::new(),
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             last_publish: Instant::now(),
+            spy_due: Instant::now(),
+            publish_due: Instant::now(),
             running: false,
             apps,
             local,
@@ -302,9 +322,10 @@ impl Probe {
         let now = Instant::now();
         self.running = true;
         self.last_publish = now;
-        self.timers.set(now, Timer::SpyTick);
-        self.timers
-            .set(now + self.config.publish_interval, Timer::Publish);
+        self.spy_due = now;
+        self.publish_due = now + self.config.publish_interval;
+        self.timers.set(self.spy_due, Timer::SpyTick);
+        self.timers.set(self.publish_due, Timer::Publish);
         self.timers
             .set(now + self.config.rescan_interval, Timer::Rescan);
         self.drive_apps(now);
@@ -372,9 +393,10 @@ impl Probe {
     }
 
     /// Merges spy reports into one `MakeReport()`-based report as Scope's probe does: each
-    /// spy report is stamped with its tick's time and holds the Host node and then every
-    /// plugin's report in socket-path order (plugins removed since are left out); the spy
-    /// reports are merged in tick order.
+    /// spy report is stamped with its tick's time and holds the Host node and then the tick's
+    /// plugin reports; the spy reports are merged in tick order. Plugins removed since their
+    /// tick leave `Plugins` (their nodes stay until the next interval, as the app keeps them
+    /// for its window anyway).
     ///
     /// With `as_published` false the result is Scope's `Registry.Report()` instead: no stamp
     /// and no Host node (the Host reports are returned for the caller to merge).
@@ -395,13 +417,11 @@ impl Probe {
                 (Some(host), false) => hosts.push(host),
                 (None, _) => {}
             }
-            for (path, plugin_report) in spy.plugins {
-                if self.registry.get(&path).is_some() {
-                    rpt.merge(plugin_report);
-                }
-            }
+            rpt.merge(spy.plugins);
             out.merge(rpt);
         }
+        let loaded: HashSet<&str> = self.registry.iter().map(|p| p.id.as_str()).collect();
+        out.plugins.retain(|spec| loaded.contains(spec.id.as_ref()));
         (out, hosts)
     }
 
@@ -530,13 +550,14 @@ impl Probe {
             match timer {
                 Timer::SpyTick => {
                     self.start_tick(now, None);
-                    self.timers
-                        .set(now + self.config.spy_interval, Timer::SpyTick);
+                    self.spy_due = next_due(self.spy_due, self.config.spy_interval, now);
+                    self.timers.set(self.spy_due, Timer::SpyTick);
                 }
                 Timer::Publish => {
                     flow = Some(Flow::Publish);
-                    self.timers
-                        .set(now + self.config.publish_interval, Timer::Publish);
+                    self.publish_due =
+                        next_due(self.publish_due, self.config.publish_interval, now);
+                    self.timers.set(self.publish_due, Timer::Publish);
                 }
                 Timer::Rescan => {
                     self.rescan(now);
@@ -557,8 +578,16 @@ impl Probe {
         Ok(flow)
     }
 
-    /// Re-arms the timerfd when the earliest deadline changed.
+    /// Re-arms the timerfd when the earliest deadline changed. Deadlines of connections that
+    /// already finished are dropped first, so they never wake the loop.
     fn rearm(&mut self) -> io::Result<()> {
+        let conns = &self.conns;
+        self.timers.drop_stale_front(|timer| match *timer {
+            Timer::ConnDeadline { slot, generation } => {
+                !conns.is_live(slab::Key { slot, generation })
+            }
+            _ => false,
+        });
         let next = self.timers.next_deadline();
         if next != self.armed {
             match next {
@@ -826,7 +855,8 @@ impl Probe {
         // Scope visits plugins in sorted path *string* order (spec §7.4), which differs from
         // `Path`'s component order around '/'.
         outcomes.sort_by(|a, b| go_path_cmp(&a.0, &b.0));
-        let mut plugins = Vec::with_capacity(outcomes.len());
+        let mut plugins = Report::make();
+        let mut merged = 0;
         for (path, result, latency) in outcomes {
             let Some(plugin) = self.registry.get_mut(&path) else {
                 continue; // removed while its request was in flight
@@ -839,13 +869,13 @@ impl Probe {
                 Err(e) => PollOutcome::Failed(e),
             };
             let rpt = plugin.handle_report(outcome, &self.config.api_version, latency, now);
-            plugins.push((path, rpt));
+            plugins.merge(rpt);
+            merged += 1;
         }
         log::debug!(
-            "probe: tick {} done in {:?} ({} plugins)",
+            "probe: tick {} done in {:?} ({merged} plugins)",
             tick.id,
             tick.started.elapsed(),
-            plugins.len()
         );
         let host = match (&mut self.host, tick.full) {
             (Some(host), true) => Some(host.report(now)),
@@ -856,5 +886,28 @@ impl Probe {
             host,
             plugins,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_timers_keep_their_phase_and_skip_missed_beats() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        // On time: exactly one interval later, however late within the beat we ran.
+        assert_eq!(
+            next_due(t0, second, t0 + Duration::from_millis(300)),
+            t0 + second
+        );
+        // 2.5 intervals late: the missed beats are skipped, the phase is kept.
+        assert_eq!(
+            next_due(t0, second, t0 + Duration::from_millis(2500)),
+            t0 + 3 * second
+        );
+        // Exactly on a beat: the next one.
+        assert_eq!(next_due(t0, second, t0 + second), t0 + 2 * second);
     }
 }

@@ -61,6 +61,17 @@ impl Timers {
         }
     }
 
+    /// Pops entries off the front while `is_stale` says they are no-ops, so the timerfd is
+    /// armed to a deadline that matters. Stale entries deeper in the heap wait their turn.
+    pub fn drop_stale_front(&mut self, mut is_stale: impl FnMut(&Timer) -> bool) {
+        while let Some(Reverse((_, timer))) = self.heap.peek() {
+            if !is_stale(timer) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
     /// Number of pending entries, stale ones included (for tests and metrics).
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -69,12 +80,6 @@ impl Timers {
     /// Whether no deadline is pending.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
-    }
-
-    /// Drops every entry matching `pred` (used when the stale entries would pile up, e.g.
-    /// after thousands of connections finished early within one interval).
-    pub fn retain(&mut self, mut keep: impl FnMut(&Timer) -> bool) {
-        self.heap.retain(|Reverse((_, t))| keep(t));
     }
 }
 
@@ -100,17 +105,23 @@ mod tests {
     }
 
     #[test]
-    fn retain_drops_matching_entries() {
+    fn stale_entries_at_the_front_are_dropped_and_live_ones_kept() {
         let t0 = Instant::now();
         let mut timers = Timers::new();
-        for slot in 0..5 {
-            let timer = Timer::ConnDeadline {
-                slot,
-                generation: 1,
-            };
-            timers.set(t0, timer);
+        for slot in 0..4 {
+            let at = t0 + Duration::from_millis(slot as u64);
+            timers.set(
+                at,
+                Timer::ConnDeadline {
+                    slot,
+                    generation: 1,
+                },
+            );
         }
-        timers.retain(|t| !matches!(t, Timer::ConnDeadline { slot, .. } if *slot % 2 == 0));
-        assert_eq!(timers.len(), 2);
+        timers.set(t0 + Duration::from_millis(2), Timer::Publish);
+        // Slots 0 and 1 finished; 2 and 3 are live.
+        timers.drop_stale_front(|t| matches!(t, Timer::ConnDeadline { slot, .. } if *slot < 2));
+        assert_eq!(timers.len(), 3);
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_millis(2)));
     }
 }

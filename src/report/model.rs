@@ -565,6 +565,11 @@ impl<'a> PluginSpecs<'a> {
         self.insert(spec)
     }
 
+    /// Keeps only the specs for which `keep` is true (order and uniqueness are kept).
+    pub fn retain(&mut self, keep: impl FnMut(&PluginSpec<'a>) -> bool) {
+        self.specs.retain(keep);
+    }
+
     /// Removes every spec.
     pub fn clear(&mut self) {
         self.specs.clear();
