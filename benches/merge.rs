@@ -160,10 +160,7 @@ fn dump_corpora(dir: &Path) {
     }
 }
 
-// The report API (`scope_probe::report`) is built on another branch. Until it is merged, the
-// real module is compiled out and the stub below stands in; to enable the benchmark, delete
-// this `#[cfg(any())]` and the stub module.
-#[cfg(any())]
+/// decode + merge + encode through `scope_probe::report`, and merge's allocation count.
 mod with_report {
     use criterion::BenchmarkGroup;
     use criterion::measurement::WallTime;
@@ -225,17 +222,4 @@ mod with_report {
         }
         walk(&serde_json::from_slice(body).expect("corpus body is JSON"))
     }
-}
-
-/// Stands in for the module above until the report API is merged.
-#[cfg(not(any()))]
-mod with_report {
-    use criterion::BenchmarkGroup;
-    use criterion::measurement::WallTime;
-
-    pub fn bench_decode_merge_encode(_: &mut BenchmarkGroup<'_, WallTime>, _: &[Vec<u8>]) {
-        eprintln!("decode_merge_encode: skipped, scope_probe::report's API is not on this branch");
-    }
-
-    pub fn print_merge_allocations(_: &str, _: &[Vec<u8>]) {}
 }

@@ -1,0 +1,139 @@
+//! The merge borrows strings from the response buffers: merging decoded reports allocates
+//! memory for its maps, never for the strings in them. Shown with a counting allocator: the
+//! same reports with 8-byte and with 8,000-byte strings make the merge allocate exactly the
+//! same number of blocks and bytes.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use scope_probe::report::{Report, Time, decode_plugin_report};
+
+struct Counting;
+
+thread_local! {
+    /// Counting is per thread, so other tests running in parallel do not disturb it.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // try_with: the thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// counters are thread-local cells that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded as is; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations and bytes allocated while `f` runs on this thread.
+fn counted<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+    ALLOCS.with(|a| a.set(0));
+    BYTES.with(|b| b.set(0));
+    COUNTING.with(|on| on.set(true));
+    let result = f();
+    COUNTING.with(|on| on.set(false));
+    (result, ALLOCS.with(Cell::get), BYTES.with(Cell::get))
+}
+
+/// A probe-shaped report: `nodes` Host and Process nodes with latest entries, sets, parents,
+/// metrics and templates; every string value is `len` bytes. Report `k` has newer timestamps
+/// and shares half of its node IDs with the others, so the merge does real work.
+fn report(k: usize, nodes: usize, len: usize) -> String {
+    let text = |tag: &str| -> String {
+        let mut s = format!("{tag}-");
+        while s.len() < len {
+            s.push('x');
+        }
+        s.truncate(len);
+        s
+    };
+    let mut host_nodes = Vec::new();
+    let mut process_nodes = Vec::new();
+    for i in 0..nodes {
+        let id = if i % 2 == 0 { i } else { 1000 * k + i };
+        let ts = format!("2023-06-01T10:{:02}:{:02}.5Z", k, i % 60);
+        let latest: Vec<String> = (0..6)
+            .map(|j| {
+                format!(
+                    r#""key{j}":{{"timestamp":"{ts}","value":"{}"}}"#,
+                    text(&format!("v{k}{i}{j}"))
+                )
+            })
+            .collect();
+        let node = format!(
+            r#""{{ID}}":{{"id":"{{ID}}","latest":{{{}}},"sets":{{"s":["{}","{}"]}},"parents":{{"host":["{}"]}},"metrics":{{"m":{{"samples":[{{"date":"{ts}","value":{k}.5}}],"min":0,"max":100}}}}}}"#,
+            latest.join(","),
+            text(&format!("a{k}")),
+            text(&format!("b{i}")),
+            text("h"),
+        );
+        host_nodes.push(node.replace("{ID}", &format!("h{id};<host>")));
+        process_nodes.push(node.replace("{ID}", &format!("h;{id}")));
+    }
+    format!(
+        r#"{{"Host":{{"nodes":{{{}}},"metadata_templates":{{"key0":{{"id":"key0","label":"{}","priority":1}}}}}},"Process":{{"nodes":{{{}}}}},"Plugins":[{{"id":"p{k}","label":"{}","interfaces":["reporter"],"api_version":"1"}}]}}"#,
+        host_nodes.join(","),
+        text("label"),
+        process_nodes.join(","),
+        text("plugin"),
+    )
+}
+
+/// Decodes the reports, then counts what merging them allocates.
+fn merge_cost(len: usize) -> (u64, u64) {
+    let bodies: Vec<String> = (1..=6).map(|k| report(k, 40, len)).collect();
+    let now = Time::from_unix_nanos(1_700_000_000_000_000_000);
+    let decoded: Vec<Report<'_>> = bodies
+        .iter()
+        .map(|b| decode_plugin_report(b.as_bytes(), now).expect("test report decodes"))
+        .collect();
+    let (merged, allocs, bytes) = counted(move || {
+        let mut acc = Report::make();
+        for r in decoded {
+            acc.merge(r);
+        }
+        acc
+    });
+    let host = merged.topology(scope_probe::report::TopologyKind::Host);
+    assert_eq!(host.nodes.len(), 20 + 6 * 20, "shared and own nodes merged");
+    (allocs, bytes)
+}
+
+#[test]
+fn merging_allocates_for_maps_never_for_strings() {
+    let (short_allocs, short_bytes) = merge_cost(8);
+    let (long_allocs, long_bytes) = merge_cost(8000);
+    assert!(
+        short_allocs > 0,
+        "the merge builds maps, so it does allocate"
+    );
+    assert_eq!(
+        (short_allocs, short_bytes),
+        (long_allocs, long_bytes),
+        "string length changed what the merge allocated: strings were copied"
+    );
+}
