@@ -348,8 +348,9 @@ impl Probe {
         }
     }
 
-    /// One discovery and one poll of every plugin; returns as soon as every plugin answered
-    /// or timed out. A signal stops it early (with an error of kind `Interrupted`).
+    /// One poll of every plugin the scan in [`Probe::new`] found (`scope-probe once`);
+    /// returns as soon as every plugin answered or timed out. A signal stops it early (with
+    /// an error of kind `Interrupted`). Calling it again polls again without rescanning.
     pub fn once(&mut self) -> io::Result<OnceOutcome> {
         let now = Instant::now();
         let bodies = Arena::new();
