@@ -561,7 +561,9 @@ pub fn ws_accept(key: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The control websocket, app side.
 
-/// Opcodes of RFC 6455 §5.2.
+/// Opcodes of RFC 6455 §5.2: continuation.
+pub const OP_CONTINUATION: u8 = 0x0;
+/// Text.
 pub const OP_TEXT: u8 = 0x1;
 /// Close.
 pub const OP_CLOSE: u8 = 0x8;
@@ -621,7 +623,13 @@ impl AppWs {
 
     /// Sends one unmasked server frame.
     pub fn send_frame(&self, opcode: u8, payload: &[u8]) -> bool {
-        let mut frame = vec![0x80 | opcode];
+        self.send_fragment(true, opcode, payload)
+    }
+
+    /// Sends one unmasked server frame with the given FIN bit (`opcode` 0 continues a
+    /// fragmented message, RFC 6455 §5.4).
+    pub fn send_fragment(&self, fin: bool, opcode: u8, payload: &[u8]) -> bool {
+        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
         match payload.len() {
             n if n < 126 => frame.push(n as u8),
             n if n <= 0xFFFF => {
