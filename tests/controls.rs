@@ -607,3 +607,57 @@ fn a_malformed_frame_or_a_close_ends_the_websocket_and_the_probe_reconnects() {
         "the probe runs"
     );
 }
+
+/// AP §4: every app has its own websocket, and the `AppID` a plugin sees is the id of the app
+/// that called; an app that comes back with a new id gets a new websocket and its new id.
+#[test]
+fn each_app_calls_with_its_own_id_also_after_a_restart() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let (ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
+    let (a, b) = (FakeApp::start("app-a"), FakeApp::start("app-b"));
+    let (ta, tb) = (a.target(), b.target());
+    let _probe = ProbeProcess::start(&[
+        "--plugins-root",
+        root.path().to_str().expect("utf-8"),
+        "--hostname",
+        "testhost",
+        "--spy-interval",
+        "100ms",
+        "--publish-interval",
+        "300ms",
+        &ta,
+        &tb,
+    ]);
+    for app in [&a, &b] {
+        app.wait_report_after(0, BOUND, |r| {
+            r.json()["Host"]["controls"]["ctl~ctrl"].is_object()
+        })
+        .expect("the control is published to both apps");
+    }
+    let app_ids = |ctl: &PluginServer| -> Vec<Value> {
+        control_requests(ctl)
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).expect("JSON")["AppID"].clone())
+            .collect()
+    };
+    let ws_a = a.wait_ws(0, BOUND).expect("websocket to a");
+    let ws_b = b.wait_ws(0, BOUND).expect("websocket to b");
+    assert_eq!(response(&ws_b, 1, "ctl~ctrl"), json!({"value": "done"}));
+    assert_eq!(response(&ws_a, 1, "ctl~ctrl"), json!({"value": "done"}));
+    assert_eq!(app_ids(&ctl), [json!("app-b"), json!("app-a")]);
+
+    // Down for longer than two publish intervals, so that a publish fails: an address that
+    // failed goes through `GET /api` again, which is how the probe learns the new id.
+    b.go_down();
+    b.set_id("app-b2");
+    std::thread::sleep(Duration::from_millis(700));
+    b.come_up();
+    let ws_b2 = b
+        .wait_ws(1, BOUND)
+        .expect("a new websocket to the restarted app");
+    assert_eq!(response(&ws_b2, 2, "ctl~ctrl"), json!({"value": "done"}));
+    assert_eq!(app_ids(&ctl)[2], "app-b2");
+    assert_eq!(a.ws_count(), 1, "the other app's websocket is untouched");
+    assert_eq!(response(&ws_a, 3, "ctl~ctrl"), json!({"value": "done"}));
+}

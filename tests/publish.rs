@@ -699,3 +699,105 @@ fn local_endpoints_show_the_last_report_plugins_and_metrics() {
         )) > 1.7e9
     );
 }
+
+/// AP §1: a name is resolved (by the resolver thread) and its address published to.
+#[test]
+fn a_named_target_is_resolved_and_published_to() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let _plug = plugin(root.path(), "plug", rich_body("plug"));
+    let app = FakeApp::start("app1");
+    let targets = [format!("localhost:{}", app.port())];
+    let _p = probe(root.path(), &[], &targets);
+    assert!(app.wait_reports(5, BOUND), "reports arrive");
+    assert_cadence(&app.reports()[1..5]);
+    assert_eq!(app.ws_count(), 1);
+}
+
+/// AP §2: a Scope app's `/api` answer carries `plugins` and `capabilities`, and Go's server
+/// sends a body that outgrows its buffer chunked.
+#[test]
+fn a_chunked_discovery_answer_with_every_field_is_understood() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let _plug = plugin(root.path(), "plug", rich_body("plug"));
+    let app = FakeApp::start("app1");
+    app.chunked_discovery();
+    let targets = [app.target()];
+    let _p = probe(root.path(), &[], &targets);
+    assert!(app.wait_reports(3, BOUND), "reports arrive");
+    assert!(
+        app.wait_ws(0, BOUND).is_some(),
+        "the control websocket opens"
+    );
+    let discoveries = app.requests().iter().filter(|r| r.target == "/api").count();
+    assert_eq!(discoveries, 1);
+}
+
+/// AP §1: `[v6]:port` targets.
+#[test]
+fn an_ipv6_target_is_published_to() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let _plug = plugin(root.path(), "plug", rich_body("plug"));
+    let app = FakeApp::start_on("app6", &["::1".parse().expect("ip")]);
+    let target = format!("[::1]:{}", app.port());
+    assert_eq!(app.target(), target);
+    let targets = [target.clone()];
+    let _p = probe(root.path(), &[], &targets);
+    assert!(app.wait_reports(3, BOUND), "reports arrive");
+    let report = &app.reports()[2];
+    assert_eq!(report.header("Host"), Some(target.as_str()));
+    assert!(
+        app.wait_ws(0, BOUND).is_some(),
+        "the control websocket opens"
+    );
+}
+
+/// A report far larger than a socket buffer goes out whole (partial writes resumed).
+#[test]
+fn a_large_report_is_published_whole() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let nodes: Vec<String> = (0..20_000)
+        .map(|i| {
+            format!(
+                r#""testhost;{i}":{{"latest":{{"cmdline":{{"timestamp":"2026-01-01T00:00:00Z","value":"/usr/bin/worker --id {i} {}"}}}}}}"#,
+                // Random-looking text so that gzip cannot shrink it below a socket buffer.
+                (0..8).map(|k| format!("{:x}", (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15u64.rotate_left(k)))).collect::<String>()
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"Process":{{"nodes":{{{}}}}},"Plugins":[{}]}}"#,
+        nodes.join(","),
+        spec("big")
+    );
+    let _big = plugin(root.path(), "big", body.into_bytes());
+    let app = FakeApp::start("app1");
+    let targets = [app.target()];
+    let _p = probe(
+        root.path(),
+        &["--publish-interval", "2s", "--spy-interval", "1s"],
+        &targets,
+    );
+    let report = app
+        .wait_report_after(0, Duration::from_secs(20), |r| {
+            plugin_status(r.json(), "big") == Some("ok")
+        })
+        .expect("the big report arrives");
+    assert!(
+        report.body.len() > 1 << 20,
+        "{} bytes of gzip",
+        report.body.len()
+    );
+    let processes = report.json()["Process"]["nodes"]
+        .as_object()
+        .expect("nodes");
+    assert_eq!(processes.len(), 20_000);
+    assert!(
+        processes["testhost;19999"]["latest"]["cmdline"]["value"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("/usr/bin/worker --id 19999 "))
+    );
+}

@@ -95,7 +95,10 @@ impl AppRequest {
 
 /// State shared by the handle, the accept threads and the connection threads.
 struct Shared {
-    id: String,
+    id: Mutex<String>,
+    /// Answer `GET /api` as Go does when the answer outgrows its buffer: chunked, with the
+    /// app's other fields.
+    chunked_discovery: AtomicBool,
     stop: AtomicBool,
     /// Bumped by [`FakeApp::go_down`]: connections of an older epoch end.
     epoch: AtomicU64,
@@ -163,7 +166,8 @@ impl FakeApp {
     /// behind several addresses).
     pub fn start_on(id: &str, ips: &[IpAddr]) -> FakeApp {
         let shared = Arc::new(Shared {
-            id: id.to_owned(),
+            id: Mutex::new(id.to_owned()),
+            chunked_discovery: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             all_answer: Mutex::new(Answer::Normal),
@@ -203,8 +207,18 @@ impl FakeApp {
     }
 
     /// The app's id.
-    pub fn id(&self) -> &str {
-        &self.shared.id
+    pub fn id(&self) -> String {
+        lock(&self.shared.id).clone()
+    }
+
+    /// Answers `GET /api` with this id from now on (an app that restarted).
+    pub fn set_id(&self, id: &str) {
+        *lock(&self.shared.id) = id.to_owned();
+    }
+
+    /// Answers `GET /api` chunked, with a `plugins` list and `capabilities`, from now on.
+    pub fn chunked_discovery(&self) {
+        self.shared.chunked_discovery.store(true, Ordering::SeqCst);
     }
 
     /// The port it listens on.
@@ -438,10 +452,28 @@ fn serve(stream: TcpStream, shared: &Shared, epoch: u64) {
         Answer::Normal => {}
     }
     match (request.method.as_str(), request.target.as_str()) {
+        ("GET", "/api") if shared.chunked_discovery.load(Ordering::SeqCst) => {
+            let plugins: Vec<String> = (0..40)
+                .map(|i| format!(r#"{{"id":"p{i}","label":"plugin {i}","status":"ok"}}"#))
+                .collect();
+            let body = format!(
+                r#"{{"id":"{}","version":"test","hostname":"fake","plugins":[{}],"capabilities":{{"report_persistence":false}}}}"#,
+                lock(&shared.id),
+                plugins.join(",")
+            );
+            let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+            for piece in body.as_bytes().chunks(1000) {
+                bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                bytes.extend_from_slice(piece);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+            let _ = write_all(&conn.stream, &bytes);
+        }
         ("GET", "/api") => {
             let body = format!(
                 r#"{{"id":"{}","version":"test","hostname":"fake"}}"#,
-                shared.id
+                lock(&shared.id)
             );
             respond(&conn.stream, 200, "application/json", body.as_bytes());
         }
