@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use util::fake_app::{AppWs, FakeApp, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
+use util::fake_app::{
+    Answer, AppWs, FakeApp, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+};
 use util::plugin_server::{Behaviour, PluginServer, RecordedRequest};
 use util::probe_process::{ProbeProcess, plugin_status};
 
@@ -660,4 +662,99 @@ fn each_app_calls_with_its_own_id_also_after_a_restart() {
     assert_eq!(app_ids(&ctl)[2], "app-b2");
     assert_eq!(a.ws_count(), 1, "the other app's websocket is untouched");
     assert_eq!(response(&ws_a, 3, "ctl~ctrl"), json!({"value": "done"}));
+}
+
+/// AP §4: a refused upgrade (`400 "X-Scope-Probe-ID"`) is retried with the publishing
+/// backoff (1 s, 2 s, 4 s…) while reports keep their cadence; once the app accepts, calls work.
+#[test]
+fn a_refused_upgrade_is_retried_with_backoff_while_publishing_goes_on() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
+    let app = FakeApp::start(APP_ID);
+    app.answer_upgrades(Answer::Status(400, "\"X-Scope-Probe-ID\"".into()));
+    let target = app.target();
+    let probe = ProbeProcess::start(&[
+        "--plugins-root",
+        root.path().to_str().expect("utf-8"),
+        "--hostname",
+        "testhost",
+        "--spy-interval",
+        "100ms",
+        "--publish-interval",
+        "300ms",
+        &target,
+    ]);
+    let upgrades = |r: &[util::fake_app::AppRequest]| -> Vec<Instant> {
+        r.iter()
+            .filter(|r| r.target == "/api/control/ws")
+            .map(|r| r.at)
+            .collect()
+    };
+    assert!(
+        app.wait_requests(BOUND, |r| upgrades(r).len() >= 3),
+        "upgrades retried"
+    );
+    let requests = app.requests();
+    let tries = upgrades(&requests);
+    let gaps: Vec<Duration> = tries
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .collect();
+    let expected = [1000, 2000].map(Duration::from_millis);
+    for (gap, want) in gaps.iter().zip(expected) {
+        assert!(
+            *gap >= want.mul_f64(0.95) && *gap <= want + Duration::from_millis(400),
+            "retries {gaps:?}"
+        );
+    }
+    // Reports went on every 300 ms meanwhile.
+    let reports: Vec<Instant> = requests
+        .iter()
+        .filter(|r| r.is_report())
+        .map(|r| r.at)
+        .collect();
+    assert!(reports.len() >= 9, "{} reports in 3 s", reports.len());
+    for pair in reports[1..].windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(gap < Duration::from_millis(600), "a report gap of {gap:?}");
+    }
+
+    app.answer_upgrades(Answer::Normal);
+    let ws = app.wait_ws(0, BOUND).expect("the upgrade succeeds at last");
+    assert_eq!(response(&ws, 1, "ctl~ctrl"), json!({"value": "done"}));
+    drop(probe);
+}
+
+/// An upgrade the app never answers holds nothing up.
+#[test]
+fn a_hung_upgrade_holds_up_neither_reports_nor_polls() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let (ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
+    let app = FakeApp::start(APP_ID);
+    app.answer_upgrades(Answer::Hang);
+    let target = app.target();
+    let _probe = ProbeProcess::start(&[
+        "--plugins-root",
+        root.path().to_str().expect("utf-8"),
+        "--hostname",
+        "testhost",
+        "--spy-interval",
+        "100ms",
+        "--publish-interval",
+        "300ms",
+        &target,
+    ]);
+    assert!(app.wait_requests(BOUND, |r| r.iter().any(|r| r.target == "/api/control/ws")));
+    let from = app.report_count();
+    let polls = ctl.request_count();
+    assert!(app.wait_reports(from + 8, BOUND));
+    let reports = app.reports();
+    for pair in reports[from..].windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap < Duration::from_millis(600), "a report gap of {gap:?}");
+    }
+    assert!(ctl.request_count() >= polls + 15, "polls went on");
+    assert_eq!(app.ws_count(), 0);
 }

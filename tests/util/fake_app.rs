@@ -106,6 +106,8 @@ struct Shared {
     all_answer: Mutex<Answer>,
     /// Answer to `POST /api/report`.
     report_answer: Mutex<Answer>,
+    /// Answer to `GET /api/control/ws`.
+    upgrade_answer: Mutex<Answer>,
     requests: Mutex<Vec<AppRequest>>,
     sockets: Mutex<Vec<Arc<AppWs>>>,
     /// Signalled when a request or a websocket is recorded.
@@ -172,6 +174,7 @@ impl FakeApp {
             epoch: AtomicU64::new(0),
             all_answer: Mutex::new(Answer::Normal),
             report_answer: Mutex::new(Answer::Normal),
+            upgrade_answer: Mutex::new(Answer::Normal),
             requests: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
             changed: Condvar::new(),
@@ -239,6 +242,11 @@ impl FakeApp {
     /// Answers `POST /api/report` with `answer` from now on.
     pub fn answer_reports(&self, answer: Answer) {
         *lock(&self.shared.report_answer) = answer;
+    }
+
+    /// Answers `GET /api/control/ws` with `answer` from now on.
+    pub fn answer_upgrades(&self, answer: Answer) {
+        *lock(&self.shared.upgrade_answer) = answer;
     }
 
     /// Stops listening (new connections are refused) and ends every open connection,
@@ -430,6 +438,7 @@ fn serve(stream: TcpStream, shared: &Shared, epoch: u64) {
     let upgrade = request.method == "GET" && request.target == "/api/control/ws";
     let answer = match &*lock(&shared.all_answer) {
         Answer::Normal if request.is_report() => lock(&shared.report_answer).clone(),
+        Answer::Normal if upgrade => lock(&shared.upgrade_answer).clone(),
         other => other.clone(),
     };
     let key = request.header("Sec-WebSocket-Key").map(str::to_owned);
