@@ -280,6 +280,19 @@ fn a_control_reaches_the_plugin_and_its_shortcut_report_is_published_at_once() {
     let sent: Value = serde_json::from_slice(&control_requests(&s.ctl)[1].body).expect("JSON");
     assert_eq!(sent["Control"], "undo");
 
+    // RF §7.8: without arguments, ControlArgs is sent as null.
+    let mut no_args = handle("ctl~ctrl");
+    no_args["ControlArgs"] = Value::Null;
+    let (header, _) =
+        s.ws.call(9, "control.Handle", &no_args, BOUND)
+            .expect("a reply");
+    assert_eq!(header["Response"]["Error"], "");
+    let sent: Value = serde_json::from_slice(&control_requests(&s.ctl)[2].body).expect("JSON");
+    assert_eq!(
+        sent,
+        json!({"AppID": APP_ID, "Control": "ctrl", "ControlArgs": null, "NodeID": HOST_NODE})
+    );
+
     // Pings are answered with a masked pong carrying the same payload.
     let seen = s.ws.frames().len();
     assert!(s.ws.send_frame(OP_PING, b"are you there"));
@@ -480,6 +493,16 @@ fn a_websocket_dropped_mid_call_is_reopened_and_calls_work_again() {
 
     let again = s.app.wait_ws(1, BOUND).expect("the probe reconnects");
     assert!(again.opened_at > s.ws.opened_at);
+    let keys: Vec<String> = s
+        .app
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("Sec-WebSocket-Key").map(str::to_owned))
+        .collect();
+    assert!(
+        keys.len() == 2 && keys[0] != keys[1],
+        "a fresh key: {keys:?}"
+    );
     s.state
         .answer_controls(Duration::ZERO, r#"{"value":"after"}"#);
     assert_eq!(response(&again, 2, "ctl~ctrl"), json!({"value": "after"}));

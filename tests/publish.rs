@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::Value;
 use util::fake_app::{Answer, AppRequest, FakeApp, http_get};
 use util::plugin_server::{Behaviour, PluginServer};
@@ -172,6 +173,33 @@ fn discovery_and_report_requests_carry_scope_headers_and_a_gzip_json_report() {
             assert_eq!(discovery.header(name), Some(value), "GET /api {name}");
         }
         assert_eq!(discovery.header("Host"), Some(app.target().as_str()));
+        assert_eq!(
+            discovery.header("Connection"),
+            Some("close"),
+            "one request per connection"
+        );
+
+        // AP §4: the control websocket's upgrade carries the same identity.
+        let upgrade = requests
+            .iter()
+            .find(|r| r.target == "/api/control/ws")
+            .expect("an upgrade request");
+        assert_eq!(upgrade.method, "GET");
+        for (name, value) in common {
+            assert_eq!(upgrade.header(name), Some(value), "upgrade {name}");
+        }
+        assert_eq!(upgrade.header("Upgrade"), Some("websocket"));
+        assert_eq!(upgrade.header("Connection"), Some("Upgrade"));
+        assert_eq!(upgrade.header("Sec-WebSocket-Version"), Some("13"));
+        let key = upgrade.header("Sec-WebSocket-Key").expect("a key");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .expect("base64 key");
+        assert_eq!(raw.len(), 16, "RFC 6455 §4.1: 16 random bytes");
+        assert!(
+            upgrade.at > discovery.at,
+            "after the first successful GET /api"
+        );
 
         let reports: Vec<&AppRequest> = requests.iter().filter(|r| r.is_report()).collect();
         for report in &reports {
@@ -179,6 +207,7 @@ fn discovery_and_report_requests_carry_scope_headers_and_a_gzip_json_report() {
                 assert_eq!(report.header(name), Some(value), "POST /api/report {name}");
             }
             assert_eq!(report.header("Content-Type"), Some("application/json"));
+            assert_eq!(report.header("Connection"), Some("close"));
             assert_eq!(report.header("Content-Encoding"), Some("gzip"));
             assert_eq!(
                 report.header("Content-Length"),
@@ -799,5 +828,37 @@ fn a_large_report_is_published_whole() {
         processes["testhost;19999"]["latest"]["cmdline"]["value"]
             .as_str()
             .is_some_and(|c| c.starts_with("/usr/bin/worker --id 19999 "))
+    );
+}
+
+/// SIGTERM ends the probe at once, whatever it has open: a websocket, a request an app never
+/// answers, the resolver thread.
+#[test]
+fn sigterm_ends_the_probe_quickly_with_apps_connected() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let _plug = plugin(root.path(), "plug", rich_body("plug"));
+    let app = FakeApp::start("app1");
+    let hung = FakeApp::start("hung");
+    hung.answer_all(Answer::Hang);
+    let targets = [format!("localhost:{}", app.port()), hung.target()];
+    let mut p = probe(root.path(), &[], &targets);
+    assert!(app.wait_reports(2, BOUND), "reports arrive");
+    assert!(app.wait_ws(0, BOUND).is_some(), "control websocket open");
+    assert!(
+        hung.wait_requests(BOUND, |r| !r.is_empty()),
+        "the hung app is asked"
+    );
+    let sent = Instant::now();
+    p.signal("TERM");
+    let status = p.wait_exit(BOUND).expect("the probe exits");
+    assert!(status.success(), "{status:?}");
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    assert!(
+        app.ws_count() == 1
+            && app
+                .wait_ws(0, BOUND)
+                .is_some_and(|ws| ws.wait_closed(BOUND))
     );
 }
