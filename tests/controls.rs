@@ -781,3 +781,62 @@ fn a_hung_upgrade_holds_up_neither_reports_nor_polls() {
     assert!(ctl.request_count() >= polls + 15, "polls went on");
     assert_eq!(app.ws_count(), 0);
 }
+
+/// Frames that arrive in the same read as the `101` are not lost.
+#[test]
+fn a_call_right_behind_the_101_is_answered() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
+    let app = FakeApp::start(APP_ID);
+    let header = json!({"Request": {"Seq": 1, "ServiceMethod": "control.Handle"}, "Response": null, "Value": null});
+    let body = json!({"Request": null, "Response": null, "Value": handle("ctl~nope")});
+    app.greet_with(&[header.to_string(), body.to_string()]);
+    let target = app.target();
+    let _probe = ProbeProcess::start(&[
+        "--plugins-root",
+        root.path().to_str().expect("utf-8"),
+        "--hostname",
+        "testhost",
+        &target,
+    ]);
+    let ws = app.wait_ws(0, BOUND).expect("control websocket");
+    let (header, body) = ws.wait_reply(1, BOUND).expect("a reply to the early call");
+    assert_eq!(header["Response"]["Error"], "");
+    assert_eq!(body["Value"], error_text("ctl~nope"));
+}
+
+/// RF §7.7: a control call runs to its end even if its plugin goes away meanwhile; the app
+/// gets an error answer and the probe goes on.
+#[test]
+fn a_plugin_that_goes_away_mid_control_still_answers_the_app() {
+    let _serial = serial();
+    let (mut s, _) = setup(&["--plugin-timeout", "5s"], |_| Vec::new());
+    s.state
+        .answer_controls(Duration::from_millis(300), r#"{"value":"never"}"#);
+    s.ws.send_call(1, "control.Handle", &handle("ctl~ctrl"));
+    assert!(
+        wait_control_requests(&s.ctl, 1),
+        "the call reaches the plugin"
+    );
+    let sent = Instant::now();
+    drop(s.ctl); // closes the connection unanswered and removes the socket
+    let (header, body) = s.ws.wait_reply(1, BOUND).expect("an answer");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "not the 5 s deadline"
+    );
+    assert_eq!(header["Response"]["Error"], "");
+    let error = body["Value"]["error"].as_str().expect("an error");
+    assert!(!error.is_empty());
+    assert!(
+        s.probe.wait_exit(Duration::ZERO).is_none(),
+        "the probe runs"
+    );
+    s.app
+        .wait_report_after(s.app.report_count(), BOUND, |r| {
+            plugin_status(r.json(), "ctl").is_none()
+        })
+        .expect("the plugin leaves the reports");
+    assert_eq!(response(&s.ws, 2, "ctl~ctrl"), error_text("ctl~ctrl"));
+}

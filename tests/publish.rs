@@ -866,3 +866,70 @@ fn sigterm_ends_the_probe_quickly_with_apps_connected() {
                 .is_some_and(|ws| ws.wait_closed(BOUND))
     );
 }
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time as Scope writes it
+/// (`2026-01-02T03:04:05.123456789Z`).
+fn unix_seconds(text: &str) -> f64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').expect("a time");
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().expect("date"));
+    let (y, m, d) = (
+        ymd.next().expect("y"),
+        ymd.next().expect("m"),
+        ymd.next().expect("d"),
+    );
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let mut hms = time.split(':');
+    let (h, min) = (
+        hms.next().expect("h").parse::<f64>().expect("h"),
+        hms.next().expect("min").parse::<f64>().expect("min"),
+    );
+    let s: f64 = hms.next().expect("s").parse().expect("s");
+    days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s
+}
+
+/// AP §3: an app slower than the publish interval gets the newest report each time it is
+/// free, never a backlog of old ones.
+#[test]
+fn a_slow_app_gets_the_newest_report_never_a_backlog() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("tempdir");
+    let _plug = plugin(root.path(), "plug", rich_body("plug"));
+    let app = FakeApp::start("slow");
+    app.answer_reports(Answer::Delay(Duration::from_secs(1)));
+    let targets = [app.target()];
+    let _p = probe(root.path(), &[], &targets);
+    assert!(
+        app.wait_reports(5, Duration::from_secs(15)),
+        "reports arrive"
+    );
+    let reports = app.reports();
+    for gap in gaps(&reports) {
+        assert!(
+            gap >= Duration::from_millis(950),
+            "one report at a time: {gap:?}"
+        );
+    }
+    for report in &reports[1..] {
+        let ts = unix_seconds(report.json()["TS"].as_str().expect("TS"));
+        let sent = report
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_secs_f64();
+        // The newest report is at most one publish interval old, and its TS is the first
+        // spy tick of its interval: another interval before that.
+        assert!(sent - ts < 0.8, "a report {:.3}s old", sent - ts);
+    }
+}
+
+#[test]
+fn unix_seconds_reads_scope_times() {
+    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), 0.0);
+    assert_eq!(unix_seconds("2000-03-01T00:00:01.5Z"), 951_868_801.5);
+    assert_eq!(unix_seconds("2026-01-01T00:00:00Z"), 1_767_225_600.0);
+}

@@ -40,6 +40,8 @@ pub enum Answer {
     Hang,
     /// Reads the request and closes the connection without a byte.
     Drop,
+    /// Waits this long (or until going down), then answers normally.
+    Delay(Duration),
 }
 
 /// One request as the app read it.
@@ -47,6 +49,8 @@ pub enum Answer {
 pub struct AppRequest {
     /// When the whole request had been read.
     pub at: Instant,
+    /// The same instant on the wall clock (to compare with report times).
+    pub wall: std::time::SystemTime,
     /// The address the probe connected to (tells the app's addresses apart).
     pub local: SocketAddr,
     /// `GET` or `POST`.
@@ -108,6 +112,8 @@ struct Shared {
     report_answer: Mutex<Answer>,
     /// Answer to `GET /api/control/ws`.
     upgrade_answer: Mutex<Answer>,
+    /// Frames written in the same write as the `101`.
+    greeting: Mutex<Vec<u8>>,
     requests: Mutex<Vec<AppRequest>>,
     sockets: Mutex<Vec<Arc<AppWs>>>,
     /// Signalled when a request or a websocket is recorded.
@@ -175,6 +181,7 @@ impl FakeApp {
             all_answer: Mutex::new(Answer::Normal),
             report_answer: Mutex::new(Answer::Normal),
             upgrade_answer: Mutex::new(Answer::Normal),
+            greeting: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
             changed: Condvar::new(),
@@ -247,6 +254,15 @@ impl FakeApp {
     /// Answers `GET /api/control/ws` with `answer` from now on.
     pub fn answer_upgrades(&self, answer: Answer) {
         *lock(&self.shared.upgrade_answer) = answer;
+    }
+
+    /// Sends these text messages right behind the `101`, in the same write, from now on.
+    pub fn greet_with(&self, texts: &[String]) {
+        let mut bytes = Vec::new();
+        for text in texts {
+            bytes.extend(server_frame(true, OP_TEXT, text.as_bytes()));
+        }
+        *lock(&self.shared.greeting) = bytes;
     }
 
     /// Stops listening (new connections are refused) and ends every open connection,
@@ -458,6 +474,15 @@ fn serve(stream: TcpStream, shared: &Shared, epoch: u64) {
             );
             return;
         }
+        Answer::Delay(delay) => {
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                if shared.stopped(epoch) {
+                    return;
+                }
+                thread::sleep(POLL);
+            }
+        }
         Answer::Normal => {}
     }
     match (request.method.as_str(), request.target.as_str()) {
@@ -496,7 +521,9 @@ fn serve(stream: TcpStream, shared: &Shared, epoch: u64) {
             let head = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
             );
-            if !write_all(&conn.stream, head.as_bytes()) {
+            let mut bytes = head.into_bytes();
+            bytes.extend_from_slice(&lock(&shared.greeting));
+            if !write_all(&conn.stream, &bytes) {
                 return;
             }
             run_ws(conn);
@@ -549,6 +576,7 @@ fn read_request(conn: &mut Conn<'_>, local: SocketAddr) -> Option<AppRequest> {
     conn.buf.drain(..len + length);
     let mut request = AppRequest {
         at: Instant::now(),
+        wall: std::time::SystemTime::now(),
         local,
         method,
         target,
@@ -670,20 +698,7 @@ impl AppWs {
     /// Sends one unmasked server frame with the given FIN bit (`opcode` 0 continues a
     /// fragmented message, RFC 6455 §5.4).
     pub fn send_fragment(&self, fin: bool, opcode: u8, payload: &[u8]) -> bool {
-        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            n if n < 126 => frame.push(n as u8),
-            n if n <= 0xFFFF => {
-                frame.push(126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(payload);
-        write_all(&lock(&self.writer), &frame)
+        write_all(&lock(&self.writer), &server_frame(fin, opcode, payload))
     }
 
     /// Sends the two frames of a net/rpc call (AP §4).
@@ -756,6 +771,24 @@ impl AppWs {
     pub fn drop_connection(&self) {
         let _ = lock(&self.writer).shutdown(Shutdown::Both);
     }
+}
+
+/// One unmasked server frame (RFC 6455 §5.2).
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(n as u8),
+        n if n <= 0xFFFF => {
+            frame.push(126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// Registers the websocket and reads the probe's frames until it ends.
