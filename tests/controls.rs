@@ -840,3 +840,34 @@ fn a_plugin_that_goes_away_mid_control_still_answers_the_app() {
         .expect("the plugin leaves the reports");
     assert_eq!(response(&s.ws, 2, "ctl~ctrl"), error_text("ctl~ctrl"));
 }
+
+/// The probe's open files after many calls, publishes and a reconnection are what they were:
+/// no connection is leaked.
+#[test]
+fn no_descriptor_leaks_across_calls_publishes_and_reconnections() {
+    let _serial = serial();
+    let (s, _) = setup(&[], |_| Vec::new());
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("the probe's fds")
+            .count()
+    };
+    // Let every initial connection settle: one full round of calls first.
+    assert_eq!(response(&s.ws, 1, "ctl~ctrl"), json!({"value": "done"}));
+    let before = fds(s.probe.pid());
+    let mut seq = 2;
+    for _ in 0..30 {
+        for control in ["ctl~ctrl", "ctl~nope"] {
+            let (header, _) = call(&s.ws, seq, control);
+            assert_eq!(header["Response"]["Error"], "");
+            seq += 1;
+        }
+    }
+    s.ws.drop_connection();
+    let again = s.app.wait_ws(1, BOUND).expect("the probe reconnects");
+    assert_eq!(response(&again, seq, "ctl~ctrl"), json!({"value": "done"}));
+    assert!(s.app.wait_reports(s.app.report_count() + 3, BOUND));
+    // A poll or a publish may be in flight at either count.
+    let after = fds(s.probe.pid());
+    assert!(after <= before + 2, "{before} fds before, {after} after");
+}
