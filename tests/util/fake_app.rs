@@ -116,8 +116,10 @@ struct Shared {
     greeting: Mutex<Vec<u8>>,
     requests: Mutex<Vec<AppRequest>>,
     sockets: Mutex<Vec<Arc<AppWs>>>,
-    /// Signalled when a request or a websocket is recorded.
-    changed: Condvar,
+    /// Signalled when a request is recorded.
+    request_added: Condvar,
+    /// Signalled when a websocket is upgraded (a condvar serves one mutex).
+    ws_added: Condvar,
     /// Accept and connection threads still to be joined.
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -184,7 +186,8 @@ impl FakeApp {
             greeting: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
-            changed: Condvar::new(),
+            request_added: Condvar::new(),
+            ws_added: Condvar::new(),
             threads: Mutex::new(Vec::new()),
         });
         let first = TcpListener::bind((ips[0], 0)).expect("bind the fake app");
@@ -308,9 +311,12 @@ impl FakeApp {
         timeout: Duration,
         mut done: impl FnMut(&[AppRequest]) -> bool,
     ) -> bool {
-        wait_on(&self.shared.requests, &self.shared.changed, timeout, |r| {
-            done(r)
-        })
+        wait_on(
+            &self.shared.requests,
+            &self.shared.request_added,
+            timeout,
+            |r| done(r),
+        )
     }
 
     /// Waits until at least `n` reports have arrived; false if `timeout` passes first.
@@ -349,7 +355,7 @@ impl FakeApp {
     /// The `n`th websocket upgraded (0-based), waiting up to `timeout` for it.
     pub fn wait_ws(&self, n: usize, timeout: Duration) -> Option<Arc<AppWs>> {
         let mut found = None;
-        wait_on(&self.shared.sockets, &self.shared.changed, timeout, |s| {
+        wait_on(&self.shared.sockets, &self.shared.ws_added, timeout, |s| {
             found = s.get(n).cloned();
             found.is_some()
         });
@@ -460,7 +466,7 @@ fn serve(stream: TcpStream, shared: &Shared, epoch: u64) {
     let key = request.header("Sec-WebSocket-Key").map(str::to_owned);
     {
         lock(&shared.requests).push(request.clone());
-        shared.changed.notify_all();
+        shared.request_added.notify_all();
     }
     match answer {
         Answer::Hang => return conn.hold(),
@@ -805,7 +811,7 @@ fn run_ws(mut conn: Conn<'_>) {
     });
     {
         lock(&conn.shared.sockets).push(Arc::clone(&ws));
-        conn.shared.changed.notify_all();
+        conn.shared.ws_added.notify_all();
     }
     loop {
         match parse_frame(&conn.buf) {
