@@ -342,6 +342,23 @@ fn every_refused_control_has_its_error_text() {
         "rpc: can't find method control.Nope"
     );
     assert_eq!(body["Value"], Value::Null);
+    // Go's net/rpc texts for an unknown service and a name without a dot.
+    for (seq, method, text) in [
+        (50, "nope.Handle", "rpc: can't find service nope.Handle"),
+        (
+            51,
+            "Handle",
+            "rpc: service/method request ill-formed: Handle",
+        ),
+    ] {
+        let (header, body) = ws
+            .call(seq, method, &handle("ctl~ctrl"), BOUND)
+            .expect("a reply to an unknown method");
+        assert_eq!(header["Response"]["Seq"], seq);
+        assert_eq!(header["Response"]["ServiceMethod"], method);
+        assert_eq!(header["Response"]["Error"], text);
+        assert_eq!(body["Value"], Value::Null);
+    }
     assert_eq!(response(ws, 6, "ctl~ctrl"), json!({"value": "done"}));
 
     // RF §7.7: a controller that stops being one keeps its handlers, which now refuse.
