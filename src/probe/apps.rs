@@ -198,7 +198,11 @@ impl Probe {
 
     pub(super) fn handle_apps_timer(&mut self, now: Instant) {
         if let Some(links) = &mut self.apps {
-            links.timer_at = None;
+            // An entry firing before the armed instant is stale (an earlier deadline replaced
+            // it): the armed entry is still pending, and forgetting it would arm a duplicate.
+            if links.timer_at.is_some_and(|at| at <= now) {
+                links.timer_at = None;
+            }
             links.apps.handle_timeout(now);
         }
         self.drive_apps(now);
@@ -219,5 +223,40 @@ impl Probe {
             links.timer_at = Some(at);
             self.timers.set(at, Timer::Apps);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Sink;
+
+    // A stale entry (one set before an earlier deadline replaced it) used to clear the armed
+    // instant when it fired, so the next arming pushed a duplicate of the live entry; the
+    // duplicates then re-armed each other forever.
+    #[test]
+    fn a_stale_apps_entry_neither_disarms_nor_duplicates_the_live_one() {
+        // An app that accepts connections (in the backlog) and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut config = Config::new(None, "1".into(), "testhost".into());
+        config.sink = Sink::Apps(vec![("127.0.0.1".into(), port)]);
+        let mut probe = Probe::new(config).expect("probe");
+        let t0 = Instant::now();
+        probe.drive_apps(t0);
+        let discovery = probe
+            .conns
+            .slots()
+            .into_iter()
+            .find(|s| matches!(probe.conns.get(*s), Some(Conn::App(_))))
+            .expect("a discovery request");
+        probe.finish_app_call(discovery, Err("refused".into()), t0);
+        let armed = probe.apps.as_ref().and_then(|l| l.timer_at);
+        assert_eq!(armed, Some(t0 + Duration::from_secs(1)), "backoff armed");
+        let entries = probe.timers.len();
+
+        probe.handle_apps_timer(t0 + Duration::from_millis(500));
+        assert_eq!(probe.apps.as_ref().and_then(|l| l.timer_at), armed);
+        assert_eq!(probe.timers.len(), entries, "no duplicate entry");
     }
 }

@@ -149,5 +149,8 @@ pub enum WsPhase {
         ws: WsConn,
         /// net/rpc decoding of the app's calls.
         rpc: RpcServer,
+        /// When its one live keepalive entry in the timer table fires: flushes add no entry
+        /// while one is pending, and earlier (stale) entries are ignored.
+        keepalive_at: Option<Instant>,
     },
 }

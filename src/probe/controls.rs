@@ -210,9 +210,16 @@ impl Probe {
                 crate::plugins::registry::GoDuration(UPGRADE_TIMEOUT)
             )),
             Some(Conn::Ws(WsLink {
-                phase: WsPhase::Open { ws, .. },
+                phase: WsPhase::Open {
+                    ws, keepalive_at, ..
+                },
                 ..
             })) => {
+                // Only the pending entry counts; one that fires before it is stale.
+                if keepalive_at.is_some_and(|at| at > now) {
+                    return;
+                }
+                *keepalive_at = None;
                 ws.handle_timeout(now);
                 ws.is_dead(now)
                     .then(|| "no frame from the app for 60s".to_string())
@@ -285,6 +292,7 @@ impl Probe {
         let (stream, leftover) = exchange.into_parts();
         let mut conn = WsConn::new(now, WsConfig::default(), mask_source());
         conn.handle_input(&leftover, now);
+        let deadline = conn.poll_timeout();
         let app_id = link.app_id.clone();
         let new = Conn::Ws(WsLink {
             app_id: link.app_id,
@@ -293,15 +301,9 @@ impl Probe {
                 stream,
                 ws: conn,
                 rpc: RpcServer::new(),
+                keepalive_at: deadline,
             },
         });
-        let deadline = match &new {
-            Conn::Ws(WsLink {
-                phase: WsPhase::Open { ws, .. },
-                ..
-            }) => ws.poll_timeout(),
-            _ => None,
-        };
         match self.add_conn(new, deadline) {
             Ok(new_slot) => {
                 let conn_generation = self.conns.key(new_slot).map_or(0, |k| k.generation);
@@ -411,7 +413,13 @@ impl Probe {
         let mut error = None;
         let deadline = match self.conns.get_mut(slot) {
             Some(Conn::Ws(WsLink {
-                phase: WsPhase::Open { stream, ws, .. },
+                phase:
+                    WsPhase::Open {
+                        stream,
+                        ws,
+                        keepalive_at,
+                        ..
+                    },
                 ..
             })) => {
                 while ws.wants_write() {
@@ -432,7 +440,15 @@ impl Probe {
                 if ws.is_closed() && !ws.wants_write() {
                     error = Some("closed".to_string());
                 }
-                ws.poll_timeout()
+                // The keepalive instant only moves later, so the pending entry (if any) fires
+                // first and re-arms from there: one entry per websocket, not one per flush.
+                match (ws.poll_timeout(), *keepalive_at) {
+                    (Some(at), armed) if armed.is_none_or(|armed| at < armed) => {
+                        *keepalive_at = Some(at);
+                        Some(at)
+                    }
+                    _ => None,
+                }
             }
             _ => return,
         };
@@ -633,5 +649,61 @@ impl Probe {
             }
         }
         self.flush_ws(reply.ws_slot, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Config, Sink};
+
+    /// A probe holding one open control websocket over a real loopback connection; the app's
+    /// end is returned so it stays open.
+    fn probe_with_open_ws() -> (Probe, usize, std::net::TcpStream) {
+        let mut config = Config::new(None, "1".into(), "testhost".into());
+        config.sink = Sink::None;
+        let mut probe = Probe::new(config).expect("probe");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (app, _) = listener.accept().expect("accept");
+        client.set_nonblocking(true).expect("non-blocking");
+        let ws = WsConn::new(Instant::now(), WsConfig::default(), mask_source());
+        let deadline = ws.poll_timeout();
+        let link = Conn::Ws(WsLink {
+            app_id: "app".into(),
+            generation: 1,
+            phase: WsPhase::Open {
+                stream: TcpStream::from_std(client),
+                ws,
+                rpc: RpcServer::new(),
+                keepalive_at: deadline,
+            },
+        });
+        let slot = probe.add_conn(link, deadline).expect("add");
+        (probe, slot, app)
+    }
+
+    // Every flush used to push another keepalive entry, and every entry that fired pushed one
+    // more: a busy websocket grew the timer heap (and the wake-ups every 33 s) without bound.
+    #[test]
+    fn keepalive_deadline_stays_one_timer_entry() {
+        let (mut probe, slot, _app) = probe_with_open_ws();
+        let entries = probe.timers.len();
+        let now = Instant::now();
+        for _ in 0..100 {
+            probe.flush_ws(slot, now);
+        }
+        assert_eq!(probe.timers.len(), entries, "flushes add no entries");
+        let generation = probe.conns.key(slot).expect("live").generation;
+        for _ in 0..100 {
+            probe.handle_deadline(slot, generation, now);
+        }
+        assert_eq!(probe.timers.len(), entries, "early wake-ups add no entries");
+        assert!(
+            probe
+                .conns
+                .is_live(crate::probe::slab::Key { slot, generation })
+        );
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod fake_app;
 pub mod plugin_server;
 pub mod probe_process;
 
