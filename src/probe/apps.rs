@@ -151,10 +151,7 @@ impl Probe {
             _ => return,
         };
         let outcome = match drive {
-            Drive::Pending => match self.reregister(slot) {
-                Ok(()) => return,
-                Err(e) => Err(format!("registering the connection: {e}")),
-            },
+            Drive::Pending => return,
             Drive::Done(result) => result
                 .map(|answer| (answer.code, answer.body))
                 .map_err(|e| e.to_string()),
@@ -176,7 +173,7 @@ impl Probe {
         outcome: Result<(u16, Vec<u8>), String>,
         now: Instant,
     ) {
-        let Some(Conn::App(call)) = self.remove_conn(slot) else {
+        let Some(Conn::App(call)) = self.close_conn(slot) else {
             return;
         };
         if let Some(links) = &mut self.apps {

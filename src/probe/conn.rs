@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use mio::Interest;
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 
@@ -42,23 +41,6 @@ impl Conn {
             Conn::Ws(c) => match &mut c.phase {
                 WsPhase::Upgrading { exchange, .. } => &mut exchange.stream,
                 WsPhase::Open { stream, .. } => stream,
-            },
-        }
-    }
-
-    /// The readiness it needs next.
-    pub fn interest(&self) -> Interest {
-        match self {
-            Conn::Plugin(c) => c.exchange.interest(),
-            Conn::App(c) => c.exchange.interest(),
-            Conn::Local(c) if c.server.wants_write() => Interest::READABLE | Interest::WRITABLE,
-            Conn::Local(_) => Interest::READABLE,
-            Conn::Ws(c) => match &c.phase {
-                WsPhase::Upgrading { exchange, .. } => exchange.interest(),
-                WsPhase::Open { ws, .. } if ws.wants_write() => {
-                    Interest::READABLE | Interest::WRITABLE
-                }
-                WsPhase::Open { .. } => Interest::READABLE,
             },
         }
     }

@@ -104,7 +104,7 @@ impl Probe {
             to_open.push((app_id, addr, generation));
         }
         for slot in to_close {
-            self.remove_conn(slot);
+            self.close_conn(slot);
         }
         for (app_id, addr, generation) in to_open {
             if let Err(e) = self.open_ws(&app_id, addr, generation, now) {
@@ -195,7 +195,7 @@ impl Probe {
     }
 
     fn close_ws(&mut self, slot: usize, reason: &str, now: Instant) {
-        if let Some(Conn::Ws(link)) = self.remove_conn(slot) {
+        if let Some(Conn::Ws(link)) = self.close_conn(slot) {
             self.note_ws_failure(&link.app_id, reason, now);
         }
     }
@@ -256,11 +256,7 @@ impl Probe {
             _ => return,
         };
         match drive {
-            Drive::Pending => {
-                if let Err(e) = self.reregister(slot) {
-                    self.close_ws(slot, &format!("registering: {e}"), now);
-                }
-            }
+            Drive::Pending => {}
             Drive::Done(Err(e)) => self.close_ws(slot, &format!("upgrade: {e}"), now),
             Drive::Done(Ok(answer)) => self.finish_upgrade(slot, answer, now),
         }
@@ -454,9 +450,6 @@ impl Probe {
         };
         if let Some(reason) = error {
             return self.close_ws(slot, &reason, now);
-        }
-        if let Err(e) = self.reregister(slot) {
-            return self.close_ws(slot, &format!("registering: {e}"), now);
         }
         if let (Some(at), Some(key)) = (deadline, self.conns.key(slot)) {
             self.timers.set(

@@ -8,8 +8,6 @@
 
 use std::io::{self, Read, Write};
 
-use mio::Interest;
-
 use crate::http::{Call, Progress};
 use crate::plugins::registry::TransportError;
 
@@ -57,15 +55,6 @@ impl<S: Read + Write> Exchange<S> {
             received: 0,
             leftover: Vec::new(),
             stop_at_non_200,
-        }
-    }
-
-    /// The readiness the call needs next.
-    pub fn interest(&self) -> Interest {
-        if self.call.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
         }
     }
 

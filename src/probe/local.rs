@@ -99,8 +99,8 @@ impl Probe {
             }
             failed |= conn.server.is_finished();
         }
-        if failed || self.reregister(slot).is_err() {
-            self.remove_conn(slot);
+        if failed {
+            self.close_conn(slot);
         }
     }
 
