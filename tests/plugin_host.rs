@@ -41,8 +41,7 @@ fn status<'o>(outcome: &'o OnceOutcome, id: &str) -> &'o str {
 }
 
 fn host_nodes(outcome: &OnceOutcome) -> serde_json::Map<String, serde_json::Value> {
-    let report: serde_json::Value =
-        serde_json::from_slice(&outcome.plugins_report).expect("report JSON");
+    let report: serde_json::Value = serde_json::from_slice(&outcome.report).expect("report JSON");
     report["Host"]["nodes"]
         .as_object()
         .cloned()

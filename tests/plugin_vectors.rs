@@ -42,11 +42,11 @@ fn run_scenario(v: &Value) -> Result<(), String> {
     }
     let before = Time::from_system(SystemTime::now());
     let mut probe = Probe::new(config).map_err(|e| e.to_string())?;
-    let outcome = probe.once().map_err(|e| e.to_string())?;
+    let outcome = probe.once_registry_report().map_err(|e| e.to_string())?;
     let after = Time::from_system(SystemTime::now());
 
-    let mut actual: Value = serde_json::from_slice(&outcome.plugins_report)
-        .map_err(|e| format!("report is not JSON: {e}"))?;
+    let mut actual: Value =
+        serde_json::from_slice(&outcome.report).map_err(|e| format!("report is not JSON: {e}"))?;
     if let Some(o) = actual.as_object_mut() {
         o.remove("ID");
     }

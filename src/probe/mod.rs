@@ -143,14 +143,10 @@ impl Config {
     }
 }
 
-/// What `once` produced.
+/// What one poll cycle of [`Probe::once`] or [`Probe::once_registry_report`] produced.
 #[derive(Debug)]
 pub struct OnceOutcome {
-    /// Scope's `Registry.Report()`: `MakeReport()` with every plugin's report merged in
-    /// socket-path order, untagged, as JSON.
-    pub plugins_report: Vec<u8>,
-    /// The report as it would be published (TS, Host node, tagging, controls policy), as
-    /// JSON.
+    /// The report, as JSON.
     pub report: Vec<u8>,
     /// Each loaded plugin's ID and status after the poll.
     pub statuses: Vec<(String, String)>,
@@ -349,9 +345,21 @@ impl Probe {
     }
 
     /// One poll of every plugin the scan in [`Probe::new`] found (`scope-probe once`);
-    /// returns as soon as every plugin answered or timed out. A signal stops it early (with
-    /// an error of kind `Interrupted`). Calling it again polls again without rescanning.
+    /// returns as soon as every plugin answered or timed out, with the report as it would be
+    /// published (TS, Host node, tagging, controls policy). A signal stops it early (with an
+    /// error of kind `Interrupted`). Calling it again polls again without rescanning.
     pub fn once(&mut self) -> io::Result<OnceOutcome> {
+        self.poll_once(true)
+    }
+
+    /// Like [`Probe::once`], but returns Scope's `Registry.Report()` for the cycle instead:
+    /// `MakeReport()` with every plugin's report merged in socket-path order, untagged, with
+    /// no Host node and no TS of its own (what Scope's plugin-host vectors record).
+    pub fn once_registry_report(&mut self) -> io::Result<OnceOutcome> {
+        self.poll_once(false)
+    }
+
+    fn poll_once(&mut self, as_published: bool) -> io::Result<OnceOutcome> {
         let now = Instant::now();
         let bodies = Arena::new();
         let mut interval = Interval {
@@ -368,23 +376,21 @@ impl Probe {
         }
         let now_time = Time::from_system(SystemTime::now());
         let spies = std::mem::take(&mut interval.spies);
-        let (plugins_report, hosts) = self.merge_spies(spies, false);
-        let mut out = Vec::new();
-        report::encode(&plugins_report, &mut out);
-        let mut published = plugins_report;
-        // spec §6.2: the earliest non-zero TS wins, so a plugin's older TS still pulls it back.
-        if published.ts.is_zero() || now_time < published.ts {
-            published.ts = now_time;
+        let (mut rpt, hosts) = self.merge_spies(spies, false);
+        if as_published {
+            // spec §6.2: the earliest non-zero TS wins: a plugin's older TS still pulls it back.
+            if rpt.ts.is_zero() || now_time < rpt.ts {
+                rpt.ts = now_time;
+            }
+            for host in hosts {
+                rpt.merge(host);
+            }
+            rpt = self.finish_report(rpt, now_time);
         }
-        for host in hosts {
-            published.merge(host);
-        }
-        let published = self.finish_report(published, now_time);
-        let mut report_json = Vec::new();
-        report::encode(&published, &mut report_json);
+        let mut report = Vec::new();
+        report::encode(&rpt, &mut report);
         Ok(OnceOutcome {
-            plugins_report: out,
-            report: report_json,
+            report,
             statuses: self
                 .registry
                 .iter()
