@@ -611,7 +611,7 @@ fn decode_report(request: &AppRequest) -> Result<Value, String> {
 }
 
 fn respond(stream: &TcpStream, status: u16, content_type: &str, body: &[u8]) {
-    let reason = super::plugin_server::status_text(status);
+    let reason = scope_probe::http::status_text(status);
     let mut head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n",
         body.len()
