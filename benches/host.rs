@@ -213,7 +213,7 @@ fn bench_cycle(n: usize, runs: usize) -> Result<CycleResult, String> {
         "0123456789abcdef".into(),
         "benchhost".into(),
     );
-    config.no_host = true;
+    config.options.no_host = true;
 
     let mut new_times = Vec::new();
     for _ in 0..7 {

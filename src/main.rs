@@ -2,14 +2,12 @@
 //! Everything else lives in the library.
 
 use std::io::{self, Read, Write};
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use scope_probe::cli::{self, Command, Options};
-use scope_probe::probe::{Config, Probe, Sink};
+use scope_probe::probe::{Config, Probe};
 use scope_probe::report::{self, Report, Time};
-use scope_probe::sys;
 
 fn main() -> ExitCode {
     let command = match cli::parse_args(std::env::args_os().skip(1)) {
@@ -48,66 +46,19 @@ fn init_logging(options: &Options) {
         .init();
 }
 
-/// The probe's configuration: the command line plus what `main` decides (AP §5: a random
-/// 63-bit probe ID in lower-case hex, new at every start; the kernel's hostname).
-fn config(options: &Options, sink: Sink) -> Result<Config, String> {
-    let probe_id = match &options.probe_id {
-        Some(id) => id.clone(),
-        None => format!("{:x}", sys::host::random_u64() >> 1),
-    };
-    let hostname = match &options.hostname {
-        Some(name) => name.clone(),
-        None => sys::host::hostname()
-            .map_err(|e| format!("cannot read the hostname ({e}); pass --hostname NAME"))?,
-    };
-    let mut config = Config::new(options.plugins_root.clone(), probe_id, hostname);
-    config.spy_interval = options.spy_interval;
-    config.publish_interval = options.publish_interval;
-    config.plugin_timeout = options.plugin_timeout;
-    config.rescan_interval = options.rescan_interval;
-    config.max_response_bytes = options.max_response_bytes;
-    config.api_version = options.api_version.clone();
-    config.no_controls = options.no_controls;
-    config.no_host = options.no_host;
-    config.token = options.token.clone();
-    config.http_listen = match &options.http_listen {
-        // Resolved once at start-up, before the loop runs (it may name a host).
-        Some(addr) => Some(
-            addr.to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| format!("cannot resolve --http-listen address {addr:?}"))?,
-        ),
-        None => None,
-    };
-    config.sink = sink;
-    Ok(config)
-}
-
-fn start(config: Config) -> Result<Probe, String> {
+fn start(options: &Options) -> Result<Probe, String> {
+    init_logging(options);
+    let config = Config::from_options(options.clone())?;
     Probe::new(config).map_err(|e| format!("cannot start: {e}"))
 }
 
 fn run(options: &Options) -> Result<(), String> {
-    init_logging(options);
-    let sink = if options.publish_stdout {
-        Sink::Stdout
-    } else {
-        Sink::Apps(
-            options
-                .targets
-                .iter()
-                .map(|t| (t.host.clone(), t.port))
-                .collect(),
-        )
-    };
-    let mut probe = start(config(options, sink)?)?;
+    let mut probe = start(options)?;
     probe.run().map_err(|e| format!("event loop failed: {e}"))
 }
 
 fn once(options: &Options) -> Result<(), String> {
-    init_logging(options);
-    let mut probe = start(config(options, Sink::None)?)?;
+    let mut probe = start(options)?;
     let outcome = probe
         .once()
         .map_err(|e| format!("polling plugins failed: {e}"))?;

@@ -50,7 +50,7 @@ fn python_controller_example_is_loaded_with_its_controls() {
         "0123456789abcdef".into(),
         "examplehost".into(),
     );
-    config.no_host = true;
+    config.options.no_host = true;
     let outcome = Probe::new(config).expect("probe").once().expect("once");
     assert_eq!(
         outcome.statuses,

@@ -23,7 +23,7 @@ fn once_with(root: &Path, tweak: impl FnOnce(&mut Config)) -> (OnceOutcome, Dura
         "0123456789abcdef".into(),
         "testhost".into(),
     );
-    config.no_host = true;
+    config.options.no_host = true;
     tweak(&mut config);
     let started = Instant::now();
     let mut probe = Probe::new(config).expect("probe starts");
@@ -74,7 +74,9 @@ fn stale_socket_is_reported_at_once_not_after_the_deadline() {
     let path = root.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
     assert!(path.exists(), "the socket file outlives its listener");
-    let (outcome, elapsed) = once_with(root.path(), |c| c.plugin_timeout = Duration::from_secs(20));
+    let (outcome, elapsed) = once_with(root.path(), |c| {
+        c.options.plugin_timeout = Duration::from_secs(20)
+    });
     assert_eq!(
         status(&outcome, "stale"),
         "error: connect: connection refused"
@@ -87,7 +89,7 @@ fn plugin_that_never_answers_times_out_at_the_deadline() {
     let root = tempfile::tempdir().expect("tempdir");
     let _p = serve(root.path(), "mute.sock", Behaviour::Hang);
     let (outcome, elapsed) = once_with(root.path(), |c| {
-        c.plugin_timeout = Duration::from_millis(300)
+        c.options.plugin_timeout = Duration::from_millis(300)
     });
     assert_eq!(status(&outcome, "mute"), "error: no response within 300ms");
     assert!(elapsed >= Duration::from_millis(300), "took {elapsed:?}");
@@ -106,7 +108,7 @@ fn dripping_plugin_is_cut_off_at_the_deadline() {
         },
     );
     let (outcome, elapsed) = once_with(root.path(), |c| {
-        c.plugin_timeout = Duration::from_millis(500)
+        c.options.plugin_timeout = Duration::from_millis(500)
     });
     let text = status(&outcome, "drip");
     assert!(
@@ -136,7 +138,7 @@ fn body_over_the_limit_gets_scopes_text() {
             chunk: 16,
         },
     );
-    let (outcome, _) = once_with(root.path(), |c| c.max_response_bytes = 128);
+    let (outcome, _) = once_with(root.path(), |c| c.options.max_response_bytes = 128);
     for id in ["big", "chunky"] {
         assert_eq!(
             status(&outcome, id),
@@ -172,7 +174,9 @@ fn chunked_http10_and_never_closing_replies_are_read() {
             body: report_body("open"),
         },
     );
-    let (outcome, elapsed) = once_with(root.path(), |c| c.plugin_timeout = Duration::from_secs(10));
+    let (outcome, elapsed) = once_with(root.path(), |c| {
+        c.options.plugin_timeout = Duration::from_secs(10)
+    });
     for id in ["chunked", "old", "open"] {
         assert_eq!(status(&outcome, id), "ok", "{id}");
         assert!(host_nodes(&outcome).contains_key(&format!("{id};<host>")));
@@ -230,7 +234,7 @@ fn two_hundred_plugins_fifty_hung_cycle_ends_at_the_deadline() {
         servers.push(serve(root.path(), &format!("{id}.sock"), behaviour));
     }
     let timeout = Duration::from_millis(500);
-    let (outcome, elapsed) = once_with(root.path(), |c| c.plugin_timeout = timeout);
+    let (outcome, elapsed) = once_with(root.path(), |c| c.options.plugin_timeout = timeout);
     let nodes = host_nodes(&outcome);
     for i in 0..200 {
         let id = format!("p{i:03}");

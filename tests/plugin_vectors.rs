@@ -35,10 +35,10 @@ fn run_scenario(v: &Value) -> Result<(), String> {
         "0123456789abcdef".into(),
         "vectorhost".into(),
     );
-    config.no_host = true;
-    config.api_version = v["api_version"].as_str().ok_or("no api_version")?.into();
+    config.options.no_host = true;
+    config.options.api_version = v["api_version"].as_str().ok_or("no api_version")?.into();
     if let Some(limit) = v["max_response_bytes"].as_u64() {
-        config.max_response_bytes = limit as usize;
+        config.options.max_response_bytes = limit as usize;
     }
     let before = Time::from_system(SystemTime::now());
     let mut probe = Probe::new(config).map_err(|e| e.to_string())?;

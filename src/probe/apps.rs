@@ -50,13 +50,13 @@ impl AppLinks {
         let identity = ProbeIdentity {
             probe_id: config.probe_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            token: config.token.clone(),
+            token: config.options.token.clone(),
         };
         let probe_headers = vec![
             ("User-Agent".to_string(), USER_AGENT.to_string()),
             (
                 "Authorization".to_string(),
-                format!("Scope-Probe token={}", config.token),
+                format!("Scope-Probe token={}", config.options.token),
             ),
             ("X-Scope-Probe-ID".to_string(), config.probe_id.clone()),
             (
@@ -226,7 +226,6 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Sink;
 
     // A stale entry (one set before an earlier deadline replaced it) used to clear the armed
     // instant when it fired, so the next arming pushed a duplicate of the live entry; the
@@ -237,7 +236,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut config = Config::new(None, "1".into(), "testhost".into());
-        config.sink = Sink::Apps(vec![("127.0.0.1".into(), port)]);
+        config.options.targets = vec![crate::cli::Target {
+            host: "127.0.0.1".into(),
+            port,
+        }];
         let mut probe = Probe::new(config).expect("probe");
         let t0 = Instant::now();
         probe.drive_apps(t0);

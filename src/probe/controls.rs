@@ -494,7 +494,11 @@ impl Probe {
             request.node_id
         );
         let body = rpc::encode_control_request(&request);
-        let target = plugin_target("/control", &self.config.api_version, &self.config.probe_id);
+        let target = plugin_target(
+            "/control",
+            &self.config.options.api_version,
+            &self.config.probe_id,
+        );
         let call = http::Call::new(
             &http::Request {
                 method: http::Method::Post,
@@ -516,7 +520,7 @@ impl Probe {
     /// RF §7.7: the registered handler for the full ID, then the plugin, then its interface.
     /// Returns the plugin's socket and the original control ID, or the error text.
     fn route_control(&self, full_id: &str) -> Result<(std::path::PathBuf, String), String> {
-        if self.config.no_controls {
+        if self.config.options.no_controls {
             return Err("controls are disabled on this probe (--no-controls)".to_string());
         }
         // Split at the first '~'; without one the plugin ID is "" (RF §7.7).
@@ -648,13 +652,12 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Config, Sink};
+    use crate::probe::Config;
 
     /// A probe holding one open control websocket over a real loopback connection; the app's
     /// end is returned so it stays open.
     fn probe_with_open_ws() -> (Probe, usize, std::net::TcpStream) {
-        let mut config = Config::new(None, "1".into(), "testhost".into());
-        config.sink = Sink::None;
+        let config = Config::new(None, "1".into(), "testhost".into());
         let mut probe = Probe::new(config).expect("probe");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let client =

@@ -46,6 +46,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use typed_arena::Arena;
 
+use crate::cli::Options;
 use crate::host::HostReporter;
 use crate::http;
 use crate::plugins::registry::{PollOutcome, Registry, TransportError};
@@ -83,57 +84,81 @@ pub enum Sink {
     None,
 }
 
-/// Everything the probe is configured with (built from the command line by `main`).
+/// Everything the probe is configured with: the command line's [`Options`] plus what they
+/// leave open, settled before the loop runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Plugin socket root; `None` disables plugins.
-    pub plugins_root: Option<PathBuf>,
-    /// How often every plugin is polled.
-    pub spy_interval: Duration,
-    /// How often a report is published.
-    pub publish_interval: Duration,
-    /// Deadline of one plugin request, connect to last body byte.
-    pub plugin_timeout: Duration,
-    /// Safety-net full rescan of the root.
-    pub rescan_interval: Duration,
-    /// Largest plugin response body.
-    pub max_response_bytes: usize,
-    /// Plugin `api_version` the probe speaks.
-    pub api_version: String,
-    /// The probe's ID (`probe_id` query parameter, `X-Scope-Probe-ID`, `control_probe_id`).
+    /// The options of `spec/cli.md`.
+    pub options: Options,
+    /// The probe's ID (`probe_id` query parameter, `X-Scope-Probe-ID`, `control_probe_id`):
+    /// `--probe-id`, or random (AP §5).
     pub probe_id: String,
-    /// Host name for the Host node ID `<hostname>;<host>`.
+    /// Host name for the Host node ID `<hostname>;<host>`: `--hostname`, or the kernel's.
     pub hostname: String,
-    /// Sent to apps as `Authorization: Scope-Probe token=<token>`.
-    pub token: String,
-    /// Strip controls from published reports and refuse control requests.
-    pub no_controls: bool,
-    /// Leave out the probe's own Host node.
-    pub no_host: bool,
-    /// Serve `/api/report`, `/api/plugins` and `/metrics` here.
+    /// `--http-listen`, resolved to an address.
     pub http_listen: Option<SocketAddr>,
-    /// Where reports go.
-    pub sink: Sink,
 }
 
 impl Config {
-    /// Defaults of the command-line contract, for the given root, probe ID and hostname.
+    /// The command line's defaults for `plugins_root`, with no app target: reports go
+    /// nowhere unless the caller sets `options.targets` or `options.publish_stdout`.
     pub fn new(plugins_root: Option<PathBuf>, probe_id: String, hostname: String) -> Config {
         Config {
-            plugins_root,
-            spy_interval: Duration::from_secs(1),
-            publish_interval: Duration::from_secs(3),
-            plugin_timeout: Duration::from_millis(500),
-            rescan_interval: Duration::from_secs(5),
-            max_response_bytes: 52_428_800,
-            api_version: "1".to_string(),
+            options: Options {
+                plugins_root,
+                targets: Vec::new(),
+                ..Options::default()
+            },
             probe_id,
             hostname,
-            token: String::new(),
-            no_controls: false,
-            no_host: false,
             http_listen: None,
-            sink: Sink::None,
+        }
+    }
+
+    /// Settles what `options` leave open: a random 63-bit probe ID in lower-case hex (AP §5),
+    /// the kernel's hostname, and the `--http-listen` address (which may name a host, so this
+    /// may block on DNS: call it before the loop runs). The error says what to do.
+    pub fn from_options(options: Options) -> Result<Config, String> {
+        let probe_id = match &options.probe_id {
+            Some(id) => id.clone(),
+            None => format!("{:x}", crate::sys::host::random_u64() >> 1),
+        };
+        let hostname = match &options.hostname {
+            Some(name) => name.clone(),
+            None => crate::sys::host::hostname()
+                .map_err(|e| format!("cannot read the hostname ({e}); pass --hostname NAME"))?,
+        };
+        let http_listen = match &options.http_listen {
+            Some(addr) => Some(
+                std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| format!("cannot resolve --http-listen address {addr:?}"))?,
+            ),
+            None => None,
+        };
+        Ok(Config {
+            options,
+            probe_id,
+            hostname,
+            http_listen,
+        })
+    }
+
+    /// Where reports go: stdout with `--publish-stdout`, else the targets, if any.
+    pub fn sink(&self) -> Sink {
+        if self.options.publish_stdout {
+            Sink::Stdout
+        } else if self.options.targets.is_empty() {
+            Sink::None
+        } else {
+            Sink::Apps(
+                self.options
+                    .targets
+                    .iter()
+                    .map(|t| (t.host.clone(), t.port))
+                    .collect(),
+            )
         }
     }
 
@@ -192,6 +217,7 @@ enum Flow {
 /// The plugin host and its event loop. See the module docs.
 pub struct Probe {
     config: Config,
+    sink: Sink,
     poll: Poll,
     events: Option<Events>,
     timer: TimerFd,
@@ -243,7 +269,7 @@ impl Probe {
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let discovery = match &config.plugins_root {
+        let discovery = match &config.options.plugins_root {
             Some(root) => Some(Discovery::new(root.clone(), poll.registry(), INOTIFY)?),
             None => None,
         };
@@ -261,7 +287,8 @@ impl Probe {
             }
             None => None,
         };
-        let apps = match &config.sink {
+        let sink = config.sink();
+        let apps = match &sink {
             Sink::Apps(targets) => Some(apps::AppLinks::new(
                 targets.clone(),
                 &config,
@@ -271,9 +298,11 @@ impl Probe {
             )?),
             _ => None,
         };
-        let host = (!config.no_host).then(|| HostReporter::new(&config.hostname, &config.probe_id));
+        let host = (!config.options.no_host)
+            .then(|| HostReporter::new(&config.hostname, &config.probe_id));
         let mut probe = Probe {
             config,
+            sink,
             poll,
             events: Some(Events::with_capacity(1024)),
             timer,
@@ -319,11 +348,11 @@ impl Probe {
         self.running = true;
         self.last_publish = now;
         self.spy_due = now;
-        self.publish_due = now + self.config.publish_interval;
+        self.publish_due = now + self.config.options.publish_interval;
         self.timers.set(self.spy_due, Timer::SpyTick);
         self.timers.set(self.publish_due, Timer::Publish);
         self.timers
-            .set(now + self.config.rescan_interval, Timer::Rescan);
+            .set(now + self.config.options.rescan_interval, Timer::Rescan);
         self.drive_apps(now);
         loop {
             let bodies = Arena::new();
@@ -435,7 +464,7 @@ impl Probe {
     /// Applies what every published report gets: the controls policy and the taggers
     /// (RF §8, AP §3).
     fn finish_report<'a>(&self, mut rpt: Report<'a>, now: Time) -> Report<'a> {
-        if self.config.no_controls {
+        if self.config.options.no_controls {
             rpt.strip_controls();
         }
         rpt.tag(&self.config.host_node_id(), now);
@@ -467,7 +496,7 @@ impl Probe {
 
     /// Sends one encoded report to the sink; shortcut reports go out the same way, at once.
     fn publish_json(&mut self, json: Vec<u8>, shortcut: bool, now: Instant) -> io::Result<()> {
-        match &self.config.sink {
+        match self.sink {
             Sink::Stdout => {
                 // A slow reader of stdout can only hold up this debugging mode, never the
                 // plugins' deadlines: they are absolute and checked on the next turn.
@@ -557,19 +586,19 @@ impl Probe {
             match timer {
                 Timer::SpyTick => {
                     self.start_tick(now, None);
-                    self.spy_due = next_due(self.spy_due, self.config.spy_interval, now);
+                    self.spy_due = next_due(self.spy_due, self.config.options.spy_interval, now);
                     self.timers.set(self.spy_due, Timer::SpyTick);
                 }
                 Timer::Publish => {
                     flow = Some(Flow::Publish);
                     self.publish_due =
-                        next_due(self.publish_due, self.config.publish_interval, now);
+                        next_due(self.publish_due, self.config.options.publish_interval, now);
                     self.timers.set(self.publish_due, Timer::Publish);
                 }
                 Timer::Rescan => {
                     self.rescan(now);
                     self.timers
-                        .set(now + self.config.rescan_interval, Timer::Rescan);
+                        .set(now + self.config.options.rescan_interval, Timer::Rescan);
                 }
                 Timer::PollNew => {
                     let paths = std::mem::take(&mut self.new_sockets);
@@ -707,7 +736,7 @@ impl Probe {
         match self.conns.get(slot) {
             Some(Conn::Plugin(call)) => {
                 let received = call.exchange.received;
-                let timeout = self.config.plugin_timeout;
+                let timeout = self.config.options.plugin_timeout;
                 self.finish_plugin_call(
                     slot,
                     Some(Err(TransportError::Timeout { timeout, received })),
@@ -739,7 +768,7 @@ impl Probe {
             purpose,
             started: now,
         });
-        self.add_conn(conn, Some(now + self.config.plugin_timeout))
+        self.add_conn(conn, Some(now + self.config.options.plugin_timeout))
             .map_err(TransportError::Io)?;
         Ok(())
     }
@@ -768,7 +797,11 @@ impl Probe {
                 // Not polled twice: the request in flight answers for this plugin.
                 continue;
             }
-            let target = plugin_target("/report", &self.config.api_version, &self.config.probe_id);
+            let target = plugin_target(
+                "/report",
+                &self.config.options.api_version,
+                &self.config.probe_id,
+            );
             let call = http::Call::new(
                 &http::Request {
                     method: http::Method::Get,
@@ -793,7 +826,7 @@ impl Probe {
 
     fn plugin_limits(&self) -> http::Limits {
         http::Limits {
-            max_body_bytes: self.config.max_response_bytes,
+            max_body_bytes: self.config.options.max_response_bytes,
             ..http::Limits::default()
         }
     }
@@ -868,7 +901,7 @@ impl Probe {
                 }
                 Err(e) => PollOutcome::Failed(e),
             };
-            let rpt = plugin.handle_report(outcome, &self.config.api_version, latency, now);
+            let rpt = plugin.handle_report(outcome, &self.config.options.api_version, latency, now);
             plugins.merge(rpt);
             merged += 1;
         }
