@@ -18,7 +18,7 @@ use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
     NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::Time;
+use super::time::{DateCache, Time};
 use super::{Report, Str, TopologyKind};
 
 /// Bail out of the fast path.
@@ -37,6 +37,7 @@ pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> F
         depth: 0,
         last_time_text: "",
         last_time: Time::ZERO,
+        dates: DateCache::default(),
         now,
     };
     p.ws();
@@ -79,6 +80,68 @@ pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// `10^0` … `10^22`: every one is exact in an `f64`, so equal to the literal.
+const POW10: [f64; 23] = {
+    let mut t = [1.0; 23];
+    let mut i = 1;
+    while i < 23 {
+        t[i] = t[i - 1] * 10.0;
+        i += 1;
+    }
+    t
+};
+
+/// A JSON number (already checked by [`Scanner::number`]) read to the very `f64` serde_json
+/// reads it to, for the simple cases: at most 19 digits (so serde_json's `u64` significand
+/// cannot overflow) and a decimal exponent within ±22. serde_json (without its
+/// `float_roundtrip` feature) computes `significand as f64` times or divided by `10^exp` from
+/// its table, which holds exactly these values; so do we. `None` for everything else.
+pub(crate) fn simple_f64(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let (negative, mut i) = match b.first()? {
+        b'-' => (true, 1),
+        _ => (false, 0),
+    };
+    let mut significand: u64 = 0;
+    let mut digits = 0;
+    let mut exp: i32 = 0;
+    let mut in_fraction = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits > 19 {
+                    return None;
+                }
+                significand = significand * 10 + u64::from(c - b'0');
+                if in_fraction {
+                    exp -= 1;
+                }
+            }
+            b'.' if !in_fraction => in_fraction = true,
+            b'e' | b'E' => break,
+            _ => return None,
+        }
+        i += 1;
+    }
+    if let Some(rest) = text.get(i + 1..).filter(|_| i < b.len()) {
+        let (sign, digits) = match rest.as_bytes().first()? {
+            b'-' => (-1, rest.get(1..)?),
+            b'+' => (1, rest.get(1..)?),
+            _ => (1, rest),
+        };
+        // More than three digits is either far out of range or leading zeros; leave both.
+        if digits.is_empty() || digits.len() > 3 {
+            return None;
+        }
+        exp += sign * digits.parse::<i32>().ok()?;
+    }
+    let pow = *POW10.get(exp.unsigned_abs() as usize)?;
+    let f = significand as f64;
+    let f = if exp >= 0 { f * pow } else { f / pow };
+    Some(if negative { -f } else { f })
+}
+
 /// Four hex digits.
 fn hex4(s: &[u8]) -> Option<u32> {
     let mut v = 0;
@@ -98,6 +161,8 @@ struct Scanner<'a> {
     /// string, and comparing is cheaper than parsing. Empty when there is none.
     last_time_text: &'a str,
     last_time: Time,
+    /// The date of the last timestamp parsed.
+    dates: DateCache,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
 }
@@ -386,8 +451,10 @@ impl<'a> Scanner<'a> {
         match self.scalar()? {
             Scalar::Null => Some(0.0),
             Scalar::Num(text, true) => text.parse::<i64>().ok().map(|v| v as f64),
-            // The same parser as the reference path, so the same rounding.
-            Scalar::Num(text, false) => serde_json::from_str::<f64>(text).ok(),
+            // The same arithmetic as the reference path's parser, so the same rounding.
+            Scalar::Num(text, false) => {
+                simple_f64(text).or_else(|| serde_json::from_str::<f64>(text).ok())
+            }
             _ => None,
         }
     }
@@ -406,11 +473,11 @@ impl<'a> Scanner<'a> {
             *into = match self.string()? {
                 Cow::Borrowed(s) if !s.is_empty() && s == self.last_time_text => self.last_time,
                 Cow::Borrowed(s) => {
-                    let t = Time::parse(s).ok()?;
+                    let t = Time::parse_cached(s, &mut self.dates)?;
                     (self.last_time_text, self.last_time) = (s, t);
                     t
                 }
-                Cow::Owned(s) => Time::parse(&s).ok()?,
+                Cow::Owned(s) => Time::parse_cached(&s, &mut self.dates)?,
             };
         }
         Some(())
@@ -869,6 +936,70 @@ mod tests {
         let doc = format!(r#"{{"Host":{{"nodes":{{"a":{nested}}}}}}}"#);
         assert!(!agree(&doc));
         assert!(decode_reference(doc.as_bytes(), now()).is_err());
+    }
+
+    // The simple float reader gives serde_json's bits, or leaves the number to it.
+    #[test]
+    fn simple_f64_reads_what_serde_json_reads() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut texts: Vec<String> = [
+            "0.0",
+            "-0.0",
+            "1.5",
+            "1e3",
+            "1E+3",
+            "2.5e-3",
+            "-7.25E-22",
+            "9.999e22",
+            "1e23",
+            "0.1",
+            "0.30000000000000004",
+            "50.61540404448146",
+            "3.355319044008942",
+            "18446744073709551615.0",
+            "9999999999999999999.5",
+            "1.0e0005",
+            "1.0e-000",
+            "123456789012345678.9",
+            "0.000000000000000000001",
+            "4.5e3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            let v = f64::from_bits(next() >> 2 | 0x3000_0000_0000_0000);
+            texts.push(format!("{v:?}"));
+            let digits = next() % 10_000_000_000_000_000_000;
+            let point = (next() % 21) as usize;
+            let mut t = digits.to_string();
+            if point > 0 && point < t.len() {
+                t.insert(t.len() - point, '.');
+                if t.starts_with('.') {
+                    t.insert(0, '0');
+                }
+            }
+            texts.push(t.clone());
+            texts.push(format!("-{t}e{}", next() % 9));
+            texts.push(format!("{t}e-{}", next() % 30));
+        }
+        let mut simple = 0;
+        for text in &texts {
+            let reference: Option<f64> = serde_json::from_str(text).ok();
+            if let Some(v) = simple_f64(text) {
+                simple += 1;
+                assert_eq!(Some(v.to_bits()), reference.map(f64::to_bits), "{text}");
+            }
+        }
+        assert!(simple > texts.len() / 2, "only {simple} of {}", texts.len());
+        assert_eq!(simple_f64("1e23"), None);
+        assert_eq!(simple_f64("12345678901234567890.5"), None);
     }
 
     #[test]
