@@ -38,6 +38,7 @@ pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> F
         last_time_text: "",
         last_time: Time::ZERO,
         dates: DateCache::default(),
+        samples: Vec::new(),
         now,
     };
     p.ws();
@@ -163,6 +164,8 @@ struct Scanner<'a> {
     last_time: Time,
     /// The date of the last timestamp parsed.
     dates: DateCache,
+    /// Scratch space for one metric's samples.
+    samples: Vec<Sample>,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
 }
@@ -702,7 +705,10 @@ impl<'a> Scanner<'a> {
         self.struct_into(m, |p, m, key| {
             match key {
                 "samples" => {
-                    let mut samples = Vec::new();
+                    // Collected in a reused buffer, then copied once at the exact size: growing
+                    // a fresh vector cost three allocations per metric.
+                    let mut samples = std::mem::take(&mut p.samples);
+                    samples.clear();
                     if !p.null() {
                         p.array(|p| {
                             p.ws();
@@ -722,7 +728,8 @@ impl<'a> Scanner<'a> {
                             Some(())
                         })?;
                     }
-                    m.samples = samples;
+                    m.samples = samples.as_slice().to_vec();
+                    p.samples = samples;
                 }
                 "min" => m.min = p.float_value()?,
                 "max" => m.max = p.float_value()?,
