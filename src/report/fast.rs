@@ -450,7 +450,67 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A float field. Sample values are most numbers of a report, so the common forms
+    /// (`-?int(.frac)?` of at most 19 digits and at most 22 fraction digits) are read in one
+    /// pass here; the rest goes through [`Scanner::float_value_general`]. Both give the
+    /// reference's bits (see [`simple_f64`]).
     fn float_value(&mut self) -> Fast<f64> {
+        self.ws();
+        let start = self.i;
+        let at = |j: usize| self.b.get(j).copied();
+        let mut j = start;
+        let negative = at(j) == Some(b'-');
+        if negative {
+            j += 1;
+        }
+        let mut significand: u64 = 0;
+        let mut digits = 0u32;
+        match at(j) {
+            Some(b'0') => {
+                j += 1;
+                digits = 1;
+            }
+            Some(b'1'..=b'9') => {
+                while let Some(c @ b'0'..=b'9') = at(j) {
+                    significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                    digits += 1;
+                    j += 1;
+                }
+            }
+            _ => return self.float_value_general(),
+        }
+        let mut fraction = 0u32;
+        if at(j) == Some(b'.') {
+            j += 1;
+            while let Some(c @ b'0'..=b'9') = at(j) {
+                significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                fraction += 1;
+                j += 1;
+            }
+            if fraction == 0 {
+                // `1.` is malformed; the reference names the fault.
+                return None;
+            }
+        }
+        if digits + fraction > 19 || matches!(at(j), Some(b'e' | b'E')) {
+            return self.float_value_general();
+        }
+        let value = if fraction == 0 {
+            // A plain integer: the same conversion as `float_value_general` (through `i64`,
+            // whose range it must fit).
+            if significand > i64::MAX as u64 {
+                return self.float_value_general();
+            }
+            significand as f64
+        } else {
+            let pow = *POW10.get(fraction as usize)?;
+            significand as f64 / pow
+        };
+        self.i = j;
+        Some(if negative { -value } else { value })
+    }
+
+    fn float_value_general(&mut self) -> Fast<f64> {
         match self.scalar()? {
             Scalar::Null => Some(0.0),
             Scalar::Num(text, true) => text.parse::<i64>().ok().map(|v| v as f64),
@@ -859,6 +919,7 @@ mod tests {
             r#"{"ID":42,"Host":{"label":-7,"shape":true,"tag":null,"nodes":{"a":{"id":18446744073709551615,"sets":{"s":[1,null,"x"]}}}}}"#,
             r#"{"Window":-15,"Shortcut":true,"Sampling":{"Count":3,"Total":0}}"#,
             r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"date":"2023-06-01T00:00:00Z","value":1.5e-3}],"min":-0,"max":1E21}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"value":50.61540404448146},{"value":-12},{"value":0.000123},{"value":-0.0},{"value":-0},{"value":9223372036854775807},{"value":-9223372036854775808},{"value":1234567890.123456789},{"value":0.1234567890123456789},{"value":3e2}],"min":0.30000000000000004,"max":null}}}}}}"#,
             r#"{"Host":{"nodes":{"a":{"latestControls":{"c":{"timestamp":"2023-06-01T00:00:00Z","value":{"dead":false}}},"counters":{"x":2}}}}}"#,
             r#"{"Host":{"nodes":{"a":{"children":[{"id":"c"},{"id":"c","topology":"x"}]}}}}"#,
             r#"{"unknown":{"a":[1,2.5,{"b":null}],"c":"\u0041"},"Host":{"nodes":{"a":{"z":[true,false]}}}}"#,
@@ -896,6 +957,10 @@ mod tests {
             r#"{"Plugins":[1]}"#,
             r#"{"Host":{"nodes":{"a":{"latest":{"k":{"timestamp":"2016-07-20T15:51:05Z01:00"}}}}}}"#,
             r#"{"Window":1.5}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":1.}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":01}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":-}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":1.5.5}}}}}}"#,
             r#"{"Window":99999999999999999999}"#,
             r#"{"Shortcut":"true"}"#,
             r#"{"Sampling":{"Count":-1}}"#,
