@@ -401,18 +401,20 @@ fn int(out: &mut Out, v: i64) {
 }
 
 fn uint(out: &mut Out, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    let mut len = 1;
+    while len < 20 && v >= 10u64.pow(len as u32) {
+        len += 1;
     }
-    out.extend_from_slice(&buf[i..]);
+    let mut buf = [0u8; 20];
+    let mut v = v;
+    for at in (0..len).rev() {
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+    let end = out.buf.len() + len;
+    out.extend_from_slice(&buf);
+    out.buf.truncate(end);
 }
 
 /// Shortest text that reads back as the same `f64`. Decoded values are always finite; a

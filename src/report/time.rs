@@ -35,6 +35,12 @@ pub(crate) struct DateCache {
     text: [u8; 10],
     /// `None` until a date is remembered.
     days: Option<i64>,
+    /// The text after the clock (fraction and offset, from byte 19) of the last time parsed
+    /// with this date, and its nanoseconds and offset: sample times share it too. Empty
+    /// (`tail_len == 0`) until one is remembered; an empty tail is never valid.
+    tail: [u8; 24],
+    tail_len: u8,
+    tail_value: (u32, Option<i16>),
 }
 
 /// Why a string is not an RFC 3339 time Go would accept (spec §1.9, §9.1).
@@ -125,7 +131,7 @@ impl Time {
         let b = s.as_bytes();
         if let (Some(days), Some(date)) = (dates.days, b.get(..10)) {
             if date == dates.text && b.len() >= 20 {
-                return Time::parse_clock(b, days);
+                return Time::parse_clock(b, days, dates);
             }
         }
         let (t, days) = Time::parse_full(s).ok()?;
@@ -133,6 +139,7 @@ impl Time {
             *dates = DateCache {
                 text: date,
                 days: Some(days),
+                ..DateCache::default()
             };
         }
         Some(t)
@@ -140,7 +147,7 @@ impl Time {
 
     /// Everything after a checked date whose day number is `days`; `b.len() >= 20`. The
     /// same checks as [`Time::parse_full`] makes there, without its error texts.
-    fn parse_clock(b: &[u8], days: i64) -> Option<Time> {
+    fn parse_clock(b: &[u8], days: i64, dates: &mut DateCache) -> Option<Time> {
         if b.get(10) != Some(&b'T') || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
             return None;
         }
@@ -150,7 +157,17 @@ impl Time {
         if hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let (nanos, offset_min) = fraction_and_offset(b).ok()?;
+        let (nanos, offset_min) = match b.get(19..) {
+            Some(tail) if tail == &dates.tail[..usize::from(dates.tail_len)] => dates.tail_value,
+            Some(tail) if tail.len() <= dates.tail.len() => {
+                let value = fraction_and_offset(b).ok()?;
+                dates.tail[..tail.len()].copy_from_slice(tail);
+                dates.tail_len = tail.len() as u8;
+                dates.tail_value = value;
+                value
+            }
+            _ => fraction_and_offset(b).ok()?,
+        };
         let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
         let secs = local - i64::from(offset_min.unwrap_or(0)) * 60;
         Some(Time {
@@ -249,6 +266,7 @@ impl Time {
             *dates = DateCache {
                 text,
                 days: Some(days),
+                ..DateCache::default()
             };
         }
         // The longest form: date, `T`, clock, 9 fraction digits and an offset.
@@ -289,7 +307,10 @@ impl Time {
             buf[n + 4..n + 6].copy_from_slice(&PAIRS[mm]);
             n += 6;
         }
-        out.extend_from_slice(&buf[..n]);
+        // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+        let end = out.len() + n;
+        out.extend_from_slice(&buf);
+        out.truncate(end);
     }
 
     /// The general writer, for years outside 0000–9999 too.
