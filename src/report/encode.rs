@@ -401,10 +401,17 @@ fn int(out: &mut Out, v: i64) {
 }
 
 fn uint(out: &mut Out, v: u64) {
-    let mut len = 1;
-    while len < 20 && v >= 10u64.pow(len as u32) {
-        len += 1;
-    }
+    // 10^1 … 10^19: `v` has one digit more than the number of these it reaches.
+    const POWERS: [u64; 19] = {
+        let mut t = [10u64; 19];
+        let mut i = 1;
+        while i < 19 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    let len = 1 + POWERS.iter().take_while(|&&p| v >= p).count();
     let mut buf = [0u8; 20];
     let mut v = v;
     for at in (0..len).rev() {

@@ -129,7 +129,9 @@ impl Time {
     /// otherwise the whole text is, and its date remembered.
     pub(crate) fn parse_cached(s: &str, dates: &mut DateCache) -> Option<Time> {
         let b = s.as_bytes();
-        if let (Some(days), Some(date)) = (dates.days, b.get(..10)) {
+        // Compared as a fixed-size array, which compiles to two loads instead of a memcmp call.
+        let date = b.get(..10).and_then(|d| <[u8; 10]>::try_from(d).ok());
+        if let (Some(days), Some(date)) = (dates.days, date) {
             if date == dates.text && b.len() >= 20 {
                 return Time::parse_clock(b, days, dates);
             }
