@@ -752,9 +752,12 @@ impl<'a> Scanner<'a> {
 
     fn latest_entry(&mut self, e: &mut LatestEntry<'a>) -> Fast<()> {
         self.struct_into(e, |p, e, key| {
-            match key {
-                "timestamp" => p.time_into(&mut e.timestamp)?,
-                "value" => e.value = p.str_value()?,
+            // As for samples: inline compares for the keys of every latest entry.
+            match key.as_bytes() {
+                [b't', b'i', b'm', b'e', b's', b't', b'a', b'm', b'p'] => {
+                    p.time_into(&mut e.timestamp)?
+                }
+                [b'v', b'a', b'l', b'u', b'e'] => e.value = p.str_value()?,
                 _ => p.skip()?,
             }
             Some(())
@@ -777,9 +780,11 @@ impl<'a> Scanner<'a> {
                             }
                             let mut s = Sample::default();
                             p.object(|p, key| {
-                                match &*key {
-                                    "date" => p.time_into(&mut s.date)?,
-                                    "value" => s.value = p.float_value()?,
+                                // Byte patterns compile to inline compares, not memcmp calls;
+                                // these two keys are matched for every sample.
+                                match key.as_bytes() {
+                                    [b'd', b'a', b't', b'e'] => p.time_into(&mut s.date)?,
+                                    [b'v', b'a', b'l', b'u', b'e'] => s.value = p.float_value()?,
                                     _ => p.skip()?,
                                 }
                                 Some(())
