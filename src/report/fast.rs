@@ -682,21 +682,30 @@ impl<'a> Scanner<'a> {
         let mut latest_controls: SortedMap<'a, LegacyControl> = SortedMap::new();
         let mut counters: SortedMap<'a, Counter> = SortedMap::new();
         self.struct_into(n, |p, n, key| {
-            match key {
-                "id" => n.id = p.str_value()?,
-                "topology" => n.topology = p.str_value()?,
-                "sets" => p.map_into(&mut n.sets, |p, s| {
+            // Byte patterns: inline compares instead of a memcmp call per arm.
+            match key.as_bytes() {
+                [b'i', b'd'] => n.id = p.str_value()?,
+                [b't', b'o', b'p', b'o', b'l', b'o', b'g', b'y'] => n.topology = p.str_value()?,
+                [b's', b'e', b't', b's'] => p.map_into(&mut n.sets, |p, s| {
                     *s = p.string_set()?;
                     Some(())
                 })?,
-                "adjacency" => n.adjacency = p.string_set()?,
-                "latest" => p.map_into(&mut n.latest.map, Self::latest_entry)?,
-                "metrics" => p.map_into(&mut n.metrics, Self::metric)?,
-                "parents" => p.map_into(&mut n.parents, |p, s| {
-                    *s = p.string_set()?;
-                    Some(())
-                })?,
-                "children" => {
+                [b'a', b'd', b'j', b'a', b'c', b'e', b'n', b'c', b'y'] => {
+                    n.adjacency = p.string_set()?
+                }
+                [b'l', b'a', b't', b'e', b's', b't'] => {
+                    p.map_into(&mut n.latest.map, Self::latest_entry)?
+                }
+                [b'm', b'e', b't', b'r', b'i', b'c', b's'] => {
+                    p.map_into(&mut n.metrics, Self::metric)?
+                }
+                [b'p', b'a', b'r', b'e', b'n', b't', b's'] => {
+                    p.map_into(&mut n.parents, |p, s| {
+                        *s = p.string_set()?;
+                        Some(())
+                    })?
+                }
+                [b'c', b'h', b'i', b'l', b'd', b'r', b'e', b'n'] => {
                     let mut children = NodeSet::default();
                     if !p.null() {
                         p.array(|p| {
@@ -712,11 +721,28 @@ impl<'a> Scanner<'a> {
                     }
                     n.children = children;
                 }
-                "latestControls" => p.map_into(&mut latest_controls, Self::legacy_control)?,
-                "counters" => p.map_into(&mut counters, |p, c| {
-                    c.0 = p.int_value()?;
-                    Some(())
-                })?,
+                [
+                    b'l',
+                    b'a',
+                    b't',
+                    b'e',
+                    b's',
+                    b't',
+                    b'C',
+                    b'o',
+                    b'n',
+                    b't',
+                    b'r',
+                    b'o',
+                    b'l',
+                    b's',
+                ] => p.map_into(&mut latest_controls, Self::legacy_control)?,
+                [b'c', b'o', b'u', b'n', b't', b'e', b'r', b's'] => {
+                    p.map_into(&mut counters, |p, c| {
+                        c.0 = p.int_value()?;
+                        Some(())
+                    })?
+                }
                 _ => p.skip()?,
             }
             Some(())
@@ -766,8 +792,9 @@ impl<'a> Scanner<'a> {
 
     fn metric(&mut self, m: &mut Metric) -> Fast<()> {
         self.struct_into(m, |p, m, key| {
-            match key {
-                "samples" => {
+            // Byte patterns, as in `node`.
+            match key.as_bytes() {
+                [b's', b'a', b'm', b'p', b'l', b'e', b's'] => {
                     // Collected in a reused buffer, then copied once at the exact size: growing
                     // a fresh vector cost three allocations per metric.
                     let mut samples = std::mem::take(&mut p.samples);
@@ -796,8 +823,8 @@ impl<'a> Scanner<'a> {
                     m.samples = samples.as_slice().to_vec();
                     p.samples = samples;
                 }
-                "min" => m.min = p.float_value()?,
-                "max" => m.max = p.float_value()?,
+                [b'm', b'i', b'n'] => m.min = p.float_value()?,
+                [b'm', b'a', b'x'] => m.max = p.float_value()?,
                 _ => p.skip()?,
             }
             Some(())
