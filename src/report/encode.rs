@@ -9,7 +9,7 @@ use super::model::{
     Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
     PluginSpec, Sets, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::Time;
+use super::time::{DateCache, Time};
 use super::{Report, STRUCT_ORDER, Str};
 
 /// Appends `report` as JSON to `out`. Writing to a `Vec` cannot fail, so there is no error.
@@ -17,6 +17,7 @@ pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
     let mut buf = Out {
         buf: std::mem::take(out),
         last_time: None,
+        dates: DateCache::default(),
     };
     encode_report(report, &mut buf);
     *out = buf.buf;
@@ -27,6 +28,8 @@ pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
 pub(crate) struct Out {
     buf: Vec<u8>,
     last_time: Option<(Time, usize, usize)>,
+    /// The date last written.
+    dates: DateCache,
 }
 
 impl Out {
@@ -384,7 +387,7 @@ fn time(out: &mut Out, t: &Time) {
         Some((last, from, to)) if last.same_repr(t) && to <= start => {
             out.buf.extend_from_within(from..to);
         }
-        _ => t.write_rfc3339(&mut out.buf),
+        _ => t.write_rfc3339_cached(&mut out.buf, &mut out.dates),
     }
     out.last_time = Some((*t, start, out.buf.len()));
     out.push(b'"');
@@ -398,18 +401,27 @@ fn int(out: &mut Out, v: i64) {
 }
 
 fn uint(out: &mut Out, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+    // 10^1 … 10^19: `v` has one digit more than the number of these it reaches.
+    const POWERS: [u64; 19] = {
+        let mut t = [10u64; 19];
+        let mut i = 1;
+        while i < 19 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
         }
+        t
+    };
+    let len = 1 + POWERS.iter().take_while(|&&p| v >= p).count();
+    let mut buf = [0u8; 20];
+    let mut v = v;
+    for at in (0..len).rev() {
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
     }
-    out.extend_from_slice(&buf[i..]);
+    // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+    let end = out.buf.len() + len;
+    out.extend_from_slice(&buf);
+    out.buf.truncate(end);
 }
 
 /// Shortest text that reads back as the same `f64`. Decoded values are always finite; a
@@ -423,9 +435,40 @@ fn float(out: &mut Out, v: f64) {
         int(out, v as i64);
         return;
     }
+    // Between 1e-4 and 1e16 Rust's `{:?}` writes plain decimals, and so does zmij (the
+    // formatter serde_json uses) for the same shortest digits, at a fraction of the cost.
+    // Outside that range the two pick different exponent styles; keep Rust's. They also
+    // break exact ties between two shortest candidates differently, so values that could be
+    // such a tie (see `no_shortest_tie`) keep Rust's formatter too.
+    let abs = v.abs();
+    if (1e-4..1e16).contains(&abs) && no_shortest_tie(abs) {
+        let mut buf = zmij::Buffer::new();
+        let text = buf.format_finite(v);
+        if !text.contains('e') {
+            out.extend_from_slice(text.as_bytes());
+            return;
+        }
+    }
     use std::io::Write;
     // Writing to a Vec cannot fail.
     let _ = write!(out.buf, "{v:?}");
+}
+
+/// Whether no two shortest decimal candidates can be equally close to the normal, positive
+/// `v` (so every correct shortest formatter writes the same digits). A tie needs the exact
+/// binary value to end one decimal digit below the shortest candidates' spacing, which is
+/// at least the largest power of ten not above the ulp; the exact value's last digit sits
+/// at `10^e'` with `2^e'` its lowest set bit. Ties are thus only possible when `e'` is at
+/// least `floor(log10(ulp)) - 1`; we keep a margin of two more digits.
+fn no_shortest_tie(v: f64) -> bool {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let ulp_exp = biased - 1075;
+    let last_bit_exp = ulp_exp + mantissa.trailing_zeros() as i32;
+    // floor(ulp_exp * log10(2)), exact over the f64 range.
+    let ulp_digit = (ulp_exp * 78_913) >> 18;
+    last_bit_exp < ulp_digit - 3
 }
 
 /// Which bytes need escaping in a JSON string: 0 = none, `u` = `\u00XX`, else the letter
@@ -492,6 +535,7 @@ mod tests {
         Out {
             buf: Vec::new(),
             last_time: None,
+            dates: DateCache::default(),
         }
     }
 
@@ -622,6 +666,50 @@ mod tests {
         let mut out = new_out();
         float(&mut out, f64::NAN);
         assert_eq!(out.buf, b"0");
+    }
+
+    /// The zmij shortcut writes exactly what `{:?}` writes, at and around the range edges
+    /// and for values spread over every exponent (random bit patterns) and short decimals.
+    #[test]
+    fn floats_match_rust_debug_text() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            // SplitMix64: deterministic and good enough to cover every exponent.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let mut values = vec![
+            1e-4,
+            0.99e-4,
+            1.5e-4,
+            1e16,
+            9.999999999999998e15,
+            1e15 + 0.5,
+            1e15,
+            123456789012345.6,
+            0.1 + 0.2,
+            5e-324,
+        ];
+        for _ in 0..200_000 {
+            let bits = next();
+            values.push(f64::from_bits(bits));
+            // Bits with an exponent inside the shortcut's range.
+            let exp = 1023 - 14 + (bits >> 58) % 68;
+            values.push(f64::from_bits(bits & 0x800F_FFFF_FFFF_FFFF | exp << 52));
+            let digits = (next() % 100_000_000_000_000_000) as f64;
+            values.push(digits / 10f64.powi((next() % 20) as i32));
+        }
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            let mut out = new_out();
+            float(&mut out, v);
+            let text = String::from_utf8(out.buf).unwrap();
+            if v.fract() != 0.0 || v.abs() >= 1e15 {
+                assert_eq!(text, format!("{v:?}"), "{v:e}");
+            }
+        }
     }
 
     // Encoding Scope's own probe report and decoding it again gives the same report; the

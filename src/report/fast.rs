@@ -18,7 +18,7 @@ use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
     NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::Time;
+use super::time::{DateCache, Time};
 use super::{Report, Str, TopologyKind};
 
 /// Bail out of the fast path.
@@ -37,6 +37,8 @@ pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> F
         depth: 0,
         last_time_text: "",
         last_time: Time::ZERO,
+        dates: DateCache::default(),
+        samples: Vec::new(),
         now,
     };
     p.ws();
@@ -79,6 +81,68 @@ pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// `10^0` … `10^22`: every one is exact in an `f64`, so equal to the literal.
+const POW10: [f64; 23] = {
+    let mut t = [1.0; 23];
+    let mut i = 1;
+    while i < 23 {
+        t[i] = t[i - 1] * 10.0;
+        i += 1;
+    }
+    t
+};
+
+/// A JSON number (already checked by [`Scanner::number`]) read to the very `f64` serde_json
+/// reads it to, for the simple cases: at most 19 digits (so serde_json's `u64` significand
+/// cannot overflow) and a decimal exponent within ±22. serde_json (without its
+/// `float_roundtrip` feature) computes `significand as f64` times or divided by `10^exp` from
+/// its table, which holds exactly these values; so do we. `None` for everything else.
+pub(crate) fn simple_f64(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let (negative, mut i) = match b.first()? {
+        b'-' => (true, 1),
+        _ => (false, 0),
+    };
+    let mut significand: u64 = 0;
+    let mut digits = 0;
+    let mut exp: i32 = 0;
+    let mut in_fraction = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits > 19 {
+                    return None;
+                }
+                significand = significand * 10 + u64::from(c - b'0');
+                if in_fraction {
+                    exp -= 1;
+                }
+            }
+            b'.' if !in_fraction => in_fraction = true,
+            b'e' | b'E' => break,
+            _ => return None,
+        }
+        i += 1;
+    }
+    if let Some(rest) = text.get(i + 1..).filter(|_| i < b.len()) {
+        let (sign, digits) = match rest.as_bytes().first()? {
+            b'-' => (-1, rest.get(1..)?),
+            b'+' => (1, rest.get(1..)?),
+            _ => (1, rest),
+        };
+        // More than three digits is either far out of range or leading zeros; leave both.
+        if digits.is_empty() || digits.len() > 3 {
+            return None;
+        }
+        exp += sign * digits.parse::<i32>().ok()?;
+    }
+    let pow = *POW10.get(exp.unsigned_abs() as usize)?;
+    let f = significand as f64;
+    let f = if exp >= 0 { f * pow } else { f / pow };
+    Some(if negative { -f } else { f })
+}
+
 /// Four hex digits.
 fn hex4(s: &[u8]) -> Option<u32> {
     let mut v = 0;
@@ -98,6 +162,10 @@ struct Scanner<'a> {
     /// string, and comparing is cheaper than parsing. Empty when there is none.
     last_time_text: &'a str,
     last_time: Time,
+    /// The date of the last timestamp parsed.
+    dates: DateCache,
+    /// Scratch space for one metric's samples.
+    samples: Vec<Sample>,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
 }
@@ -382,12 +450,74 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A float field. Sample values are most numbers of a report, so the common forms
+    /// (`-?int(.frac)?` of at most 19 digits and at most 22 fraction digits) are read in one
+    /// pass here; the rest goes through [`Scanner::float_value_general`]. Both give the
+    /// reference's bits (see [`simple_f64`]).
     fn float_value(&mut self) -> Fast<f64> {
+        self.ws();
+        let start = self.i;
+        let at = |j: usize| self.b.get(j).copied();
+        let mut j = start;
+        let negative = at(j) == Some(b'-');
+        if negative {
+            j += 1;
+        }
+        let mut significand: u64 = 0;
+        let mut digits = 0u32;
+        match at(j) {
+            Some(b'0') => {
+                j += 1;
+                digits = 1;
+            }
+            Some(b'1'..=b'9') => {
+                while let Some(c @ b'0'..=b'9') = at(j) {
+                    significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                    digits += 1;
+                    j += 1;
+                }
+            }
+            _ => return self.float_value_general(),
+        }
+        let mut fraction = 0u32;
+        if at(j) == Some(b'.') {
+            j += 1;
+            while let Some(c @ b'0'..=b'9') = at(j) {
+                significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                fraction += 1;
+                j += 1;
+            }
+            if fraction == 0 {
+                // `1.` is malformed; the reference names the fault.
+                return None;
+            }
+        }
+        if digits + fraction > 19 || matches!(at(j), Some(b'e' | b'E')) {
+            return self.float_value_general();
+        }
+        let value = if fraction == 0 {
+            // A plain integer: the same conversion as `float_value_general` (through `i64`,
+            // whose range it must fit).
+            if significand > i64::MAX as u64 {
+                return self.float_value_general();
+            }
+            significand as f64
+        } else {
+            let pow = *POW10.get(fraction as usize)?;
+            significand as f64 / pow
+        };
+        self.i = j;
+        Some(if negative { -value } else { value })
+    }
+
+    fn float_value_general(&mut self) -> Fast<f64> {
         match self.scalar()? {
             Scalar::Null => Some(0.0),
             Scalar::Num(text, true) => text.parse::<i64>().ok().map(|v| v as f64),
-            // The same parser as the reference path, so the same rounding.
-            Scalar::Num(text, false) => serde_json::from_str::<f64>(text).ok(),
+            // The same arithmetic as the reference path's parser, so the same rounding.
+            Scalar::Num(text, false) => {
+                simple_f64(text).or_else(|| serde_json::from_str::<f64>(text).ok())
+            }
             _ => None,
         }
     }
@@ -406,11 +536,11 @@ impl<'a> Scanner<'a> {
             *into = match self.string()? {
                 Cow::Borrowed(s) if !s.is_empty() && s == self.last_time_text => self.last_time,
                 Cow::Borrowed(s) => {
-                    let t = Time::parse(s).ok()?;
+                    let t = Time::parse_cached(s, &mut self.dates)?;
                     (self.last_time_text, self.last_time) = (s, t);
                     t
                 }
-                Cow::Owned(s) => Time::parse(&s).ok()?,
+                Cow::Owned(s) => Time::parse_cached(&s, &mut self.dates)?,
             };
         }
         Some(())
@@ -552,21 +682,30 @@ impl<'a> Scanner<'a> {
         let mut latest_controls: SortedMap<'a, LegacyControl> = SortedMap::new();
         let mut counters: SortedMap<'a, Counter> = SortedMap::new();
         self.struct_into(n, |p, n, key| {
-            match key {
-                "id" => n.id = p.str_value()?,
-                "topology" => n.topology = p.str_value()?,
-                "sets" => p.map_into(&mut n.sets, |p, s| {
+            // Byte patterns: inline compares instead of a memcmp call per arm.
+            match key.as_bytes() {
+                [b'i', b'd'] => n.id = p.str_value()?,
+                [b't', b'o', b'p', b'o', b'l', b'o', b'g', b'y'] => n.topology = p.str_value()?,
+                [b's', b'e', b't', b's'] => p.map_into(&mut n.sets, |p, s| {
                     *s = p.string_set()?;
                     Some(())
                 })?,
-                "adjacency" => n.adjacency = p.string_set()?,
-                "latest" => p.map_into(&mut n.latest.map, Self::latest_entry)?,
-                "metrics" => p.map_into(&mut n.metrics, Self::metric)?,
-                "parents" => p.map_into(&mut n.parents, |p, s| {
-                    *s = p.string_set()?;
-                    Some(())
-                })?,
-                "children" => {
+                [b'a', b'd', b'j', b'a', b'c', b'e', b'n', b'c', b'y'] => {
+                    n.adjacency = p.string_set()?
+                }
+                [b'l', b'a', b't', b'e', b's', b't'] => {
+                    p.map_into(&mut n.latest.map, Self::latest_entry)?
+                }
+                [b'm', b'e', b't', b'r', b'i', b'c', b's'] => {
+                    p.map_into(&mut n.metrics, Self::metric)?
+                }
+                [b'p', b'a', b'r', b'e', b'n', b't', b's'] => {
+                    p.map_into(&mut n.parents, |p, s| {
+                        *s = p.string_set()?;
+                        Some(())
+                    })?
+                }
+                [b'c', b'h', b'i', b'l', b'd', b'r', b'e', b'n'] => {
                     let mut children = NodeSet::default();
                     if !p.null() {
                         p.array(|p| {
@@ -582,11 +721,28 @@ impl<'a> Scanner<'a> {
                     }
                     n.children = children;
                 }
-                "latestControls" => p.map_into(&mut latest_controls, Self::legacy_control)?,
-                "counters" => p.map_into(&mut counters, |p, c| {
-                    c.0 = p.int_value()?;
-                    Some(())
-                })?,
+                [
+                    b'l',
+                    b'a',
+                    b't',
+                    b'e',
+                    b's',
+                    b't',
+                    b'C',
+                    b'o',
+                    b'n',
+                    b't',
+                    b'r',
+                    b'o',
+                    b'l',
+                    b's',
+                ] => p.map_into(&mut latest_controls, Self::legacy_control)?,
+                [b'c', b'o', b'u', b'n', b't', b'e', b'r', b's'] => {
+                    p.map_into(&mut counters, |p, c| {
+                        c.0 = p.int_value()?;
+                        Some(())
+                    })?
+                }
                 _ => p.skip()?,
             }
             Some(())
@@ -622,9 +778,12 @@ impl<'a> Scanner<'a> {
 
     fn latest_entry(&mut self, e: &mut LatestEntry<'a>) -> Fast<()> {
         self.struct_into(e, |p, e, key| {
-            match key {
-                "timestamp" => p.time_into(&mut e.timestamp)?,
-                "value" => e.value = p.str_value()?,
+            // As for samples: inline compares for the keys of every latest entry.
+            match key.as_bytes() {
+                [b't', b'i', b'm', b'e', b's', b't', b'a', b'm', b'p'] => {
+                    p.time_into(&mut e.timestamp)?
+                }
+                [b'v', b'a', b'l', b'u', b'e'] => e.value = p.str_value()?,
                 _ => p.skip()?,
             }
             Some(())
@@ -633,9 +792,13 @@ impl<'a> Scanner<'a> {
 
     fn metric(&mut self, m: &mut Metric) -> Fast<()> {
         self.struct_into(m, |p, m, key| {
-            match key {
-                "samples" => {
-                    let mut samples = Vec::new();
+            // Byte patterns, as in `node`.
+            match key.as_bytes() {
+                [b's', b'a', b'm', b'p', b'l', b'e', b's'] => {
+                    // Collected in a reused buffer, then copied once at the exact size: growing
+                    // a fresh vector cost three allocations per metric.
+                    let mut samples = std::mem::take(&mut p.samples);
+                    samples.clear();
                     if !p.null() {
                         p.array(|p| {
                             p.ws();
@@ -644,9 +807,11 @@ impl<'a> Scanner<'a> {
                             }
                             let mut s = Sample::default();
                             p.object(|p, key| {
-                                match &*key {
-                                    "date" => p.time_into(&mut s.date)?,
-                                    "value" => s.value = p.float_value()?,
+                                // Byte patterns compile to inline compares, not memcmp calls;
+                                // these two keys are matched for every sample.
+                                match key.as_bytes() {
+                                    [b'd', b'a', b't', b'e'] => p.time_into(&mut s.date)?,
+                                    [b'v', b'a', b'l', b'u', b'e'] => s.value = p.float_value()?,
                                     _ => p.skip()?,
                                 }
                                 Some(())
@@ -655,10 +820,11 @@ impl<'a> Scanner<'a> {
                             Some(())
                         })?;
                     }
-                    m.samples = samples;
+                    m.samples = samples.as_slice().to_vec();
+                    p.samples = samples;
                 }
-                "min" => m.min = p.float_value()?,
-                "max" => m.max = p.float_value()?,
+                [b'm', b'i', b'n'] => m.min = p.float_value()?,
+                [b'm', b'a', b'x'] => m.max = p.float_value()?,
                 _ => p.skip()?,
             }
             Some(())
@@ -785,6 +951,7 @@ mod tests {
             r#"{"ID":42,"Host":{"label":-7,"shape":true,"tag":null,"nodes":{"a":{"id":18446744073709551615,"sets":{"s":[1,null,"x"]}}}}}"#,
             r#"{"Window":-15,"Shortcut":true,"Sampling":{"Count":3,"Total":0}}"#,
             r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"date":"2023-06-01T00:00:00Z","value":1.5e-3}],"min":-0,"max":1E21}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":[{"value":50.61540404448146},{"value":-12},{"value":0.000123},{"value":-0.0},{"value":-0},{"value":9223372036854775807},{"value":-9223372036854775808},{"value":1234567890.123456789},{"value":0.1234567890123456789},{"value":3e2}],"min":0.30000000000000004,"max":null}}}}}}"#,
             r#"{"Host":{"nodes":{"a":{"latestControls":{"c":{"timestamp":"2023-06-01T00:00:00Z","value":{"dead":false}}},"counters":{"x":2}}}}}"#,
             r#"{"Host":{"nodes":{"a":{"children":[{"id":"c"},{"id":"c","topology":"x"}]}}}}"#,
             r#"{"unknown":{"a":[1,2.5,{"b":null}],"c":"\u0041"},"Host":{"nodes":{"a":{"z":[true,false]}}}}"#,
@@ -822,6 +989,10 @@ mod tests {
             r#"{"Plugins":[1]}"#,
             r#"{"Host":{"nodes":{"a":{"latest":{"k":{"timestamp":"2016-07-20T15:51:05Z01:00"}}}}}}"#,
             r#"{"Window":1.5}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":1.}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":01}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":-}}}}}}"#,
+            r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"min":1.5.5}}}}}}"#,
             r#"{"Window":99999999999999999999}"#,
             r#"{"Shortcut":"true"}"#,
             r#"{"Sampling":{"Count":-1}}"#,
@@ -869,6 +1040,70 @@ mod tests {
         let doc = format!(r#"{{"Host":{{"nodes":{{"a":{nested}}}}}}}"#);
         assert!(!agree(&doc));
         assert!(decode_reference(doc.as_bytes(), now()).is_err());
+    }
+
+    // The simple float reader gives serde_json's bits, or leaves the number to it.
+    #[test]
+    fn simple_f64_reads_what_serde_json_reads() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut texts: Vec<String> = [
+            "0.0",
+            "-0.0",
+            "1.5",
+            "1e3",
+            "1E+3",
+            "2.5e-3",
+            "-7.25E-22",
+            "9.999e22",
+            "1e23",
+            "0.1",
+            "0.30000000000000004",
+            "50.61540404448146",
+            "3.355319044008942",
+            "18446744073709551615.0",
+            "9999999999999999999.5",
+            "1.0e0005",
+            "1.0e-000",
+            "123456789012345678.9",
+            "0.000000000000000000001",
+            "4.5e3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            let v = f64::from_bits(next() >> 2 | 0x3000_0000_0000_0000);
+            texts.push(format!("{v:?}"));
+            let digits = next() % 10_000_000_000_000_000_000;
+            let point = (next() % 21) as usize;
+            let mut t = digits.to_string();
+            if point > 0 && point < t.len() {
+                t.insert(t.len() - point, '.');
+                if t.starts_with('.') {
+                    t.insert(0, '0');
+                }
+            }
+            texts.push(t.clone());
+            texts.push(format!("-{t}e{}", next() % 9));
+            texts.push(format!("{t}e-{}", next() % 30));
+        }
+        let mut simple = 0;
+        for text in &texts {
+            let reference: Option<f64> = serde_json::from_str(text).ok();
+            if let Some(v) = simple_f64(text) {
+                simple += 1;
+                assert_eq!(Some(v.to_bits()), reference.map(f64::to_bits), "{text}");
+            }
+        }
+        assert!(simple > texts.len() / 2, "only {simple} of {}", texts.len());
+        assert_eq!(simple_f64("1e23"), None);
+        assert_eq!(simple_f64("12345678901234567890.5"), None);
     }
 
     #[test]

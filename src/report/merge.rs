@@ -319,7 +319,7 @@ pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
 /// The smaller-overwrites pattern (§6 intro) for maps keyed by the map key: an empty side
 /// returns the other; on a clash the smaller side's entry wins, the argument's when sizes
 /// are equal.
-pub(crate) fn smaller_overwrites<'a, V>(
+pub(crate) fn smaller_overwrites<'a, V: Default>(
     a: SortedMap<'a, V>,
     b: SortedMap<'a, V>,
 ) -> SortedMap<'a, V> {
@@ -461,7 +461,7 @@ const SMALL_SIDE: usize = 8;
 /// of a thousand), the small side's entries are binary-searched into the large vector in
 /// place instead of rebuilding it: rebuilding made such a fold quadratic. The result is the
 /// same either way.
-fn merge_join<T, K: AsRef<str> + ?Sized>(
+fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
     a: Vec<T>,
     b: Vec<T>,
     key: impl Fn(&T) -> &K,
@@ -509,7 +509,7 @@ fn merge_join<T, K: AsRef<str> + ?Sized>(
 
 /// Inserts every entry of `small` into `big` at its sorted place, combining equal keys with
 /// `both(big_item, small_item)`.
-fn merge_in_place<T, K: AsRef<str> + ?Sized>(
+fn merge_in_place<T: Default, K: AsRef<str> + ?Sized>(
     mut big: Vec<T>,
     small: Vec<T>,
     key: &impl Fn(&T) -> &K,
@@ -520,8 +520,9 @@ fn merge_in_place<T, K: AsRef<str> + ?Sized>(
         let found = big.binary_search_by(|probe| key(probe).as_ref().cmp(key(&item).as_ref()));
         match found {
             Ok(pos) => {
-                let existing = big.remove(pos);
-                big.insert(pos, both(existing, item));
+                // Combine in the slot: removing and re-inserting moved the whole tail twice.
+                let existing = std::mem::take(&mut big[pos]);
+                big[pos] = both(existing, item);
             }
             Err(pos) => big.insert(pos, item),
         }
