@@ -11,9 +11,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::model::{
-    Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplates, Metric,
-    MetricTemplates, Metrics, Node, NodeSet, Nodes, PluginSpecs, Sets, SortedMap, StringSet,
-    TableTemplate, TableTemplates, Topology,
+    Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplate, MetadataTemplates,
+    Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes, PluginSpecs, Sets,
+    SortedMap, StringSet, TableTemplate, TableTemplates, Topology,
 };
 use super::{Report, Str};
 
@@ -363,33 +363,59 @@ fn merge_children<'a>(a: NodeSet<'a>, b: NodeSet<'a>) -> NodeSet<'a> {
     }
 }
 
-/// Metadata templates (§6.1.5): the bigger side is the base (the receiver on equal sizes);
-/// a smaller side's entry replaces only on a strictly higher priority.
+/// A template that merges by priority (§6.1.5).
+pub(crate) trait Prioritized {
+    /// The template's `priority`.
+    fn priority(&self) -> f64;
+}
+
+impl Prioritized for MetadataTemplate<'_> {
+    fn priority(&self) -> f64 {
+        self.priority
+    }
+}
+
+impl Prioritized for MetricTemplate<'_> {
+    fn priority(&self) -> f64 {
+        self.priority
+    }
+}
+
+/// Metadata and metric templates (§6.1.5): the bigger side is the base (the receiver on equal
+/// sizes); a smaller side's entry replaces only on a strictly higher priority.
+pub(crate) fn merge_by_priority<'a, T: Prioritized + Default>(
+    a: SortedMap<'a, T>,
+    b: SortedMap<'a, T>,
+) -> SortedMap<'a, T> {
+    let (big, small) = if b.len() > a.len() { (b, a) } else { (a, b) };
+    SortedMap::from_sorted(merge_join(
+        big.into_entries(),
+        small.into_entries(),
+        |(k, _)| k,
+        |x, y| {
+            if y.1.priority() > x.1.priority() {
+                y
+            } else {
+                x
+            }
+        },
+    ))
+}
+
+/// Metadata templates (§6.1.5).
 pub(crate) fn merge_metadata_templates<'a>(
     a: MetadataTemplates<'a>,
     b: MetadataTemplates<'a>,
 ) -> MetadataTemplates<'a> {
-    let (big, small) = if b.len() > a.len() { (b, a) } else { (a, b) };
-    SortedMap::from_sorted(merge_join(
-        big.into_entries(),
-        small.into_entries(),
-        |(k, _)| k,
-        |x, y| if y.1.priority > x.1.priority { y } else { x },
-    ))
+    merge_by_priority(a, b)
 }
 
-/// Metric templates (§6.1.5): same rule as metadata templates.
+/// Metric templates (§6.1.5): the same rule as metadata templates.
 pub(crate) fn merge_metric_templates<'a>(
     a: MetricTemplates<'a>,
     b: MetricTemplates<'a>,
 ) -> MetricTemplates<'a> {
-    let (big, small) = if b.len() > a.len() { (b, a) } else { (a, b) };
-    SortedMap::from_sorted(merge_join(
-        big.into_entries(),
-        small.into_entries(),
-        |(k, _)| k,
-        |x, y| if y.1.priority > x.1.priority { y } else { x },
-    ))
+    merge_by_priority(a, b)
 }
 
 /// Table templates (§6.1.5): the bigger side is the base; a shared key stores
