@@ -6,8 +6,8 @@
 //!            ┌──────────── publish interval (one arena of response bodies) ─────────────┐
 //!  SpyTick ─▶ start a Tick: one GET /report per plugin not already in flight
 //!             each PluginCall: connect ─▶ write ─▶ read … (deadline in Timers)
-//!             last call of the tick done ─▶ validate in socket-path order ─▶ SpyReport
-//!  Publish ─▶ merge the interval's SpyReports (removed plugins left out) ─▶ sink
+//!             last call of the tick done ─▶ validate and merge in socket-path order ─▶ SpyReport
+//!  Publish ─▶ merge the interval's SpyReports (removed plugins leave Plugins) ─▶ sink
 //!            └──────────────────────────────────────────────────────────────────────────┘
 //!  apps:     resolve ─▶ GET /api ─▶ POST /api/report (gzip) … ; control websocket per app
 //!  controls: websocket call ─▶ POST /control ─▶ reply frames (+ shortcut report published)
@@ -472,10 +472,10 @@ impl Probe {
     }
 
     /// Merges the interval's spy reports and hands the result to the sink.
-    fn publish(&mut self, mut interval: Interval<'_>) -> io::Result<()> {
+    fn publish(&mut self, interval: Interval<'_>) -> io::Result<()> {
         let now = Instant::now();
         let now_time = Time::from_system(SystemTime::now());
-        let spies = std::mem::take(&mut interval.spies);
+        let spies = interval.spies;
         let spy_ts = spies.first().map(|s| s.ts);
         let (mut rpt, _) = self.merge_spies(spies, true);
         if spy_ts.is_none() {
