@@ -356,9 +356,13 @@ fn a_dripping_connection_ends_when_the_server_is_dropped() {
     assert!(server.wait_for_requests(1, BOUND));
     drop_within_bound(server);
     let all = String::from_utf8(read_to_end(&mut client)).unwrap();
+    let body_start = all.find("\r\n\r\n").expect("the head was sent") + 4;
+    assert!(all[..body_start].contains("Content-Length: 1000\r\n"), "{all}");
+    // A loaded machine may let a byte or two drip before the drop; the rest must never come.
     assert!(
-        all.ends_with("Content-Length: 1000\r\n\r\n"),
-        "only the head was sent: {all}"
+        all.len() - body_start < 1000,
+        "the drip ended with the server: {} body bytes",
+        all.len() - body_start
     );
 }
 
