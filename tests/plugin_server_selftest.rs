@@ -357,7 +357,10 @@ fn a_dripping_connection_ends_when_the_server_is_dropped() {
     drop_within_bound(server);
     let all = String::from_utf8(read_to_end(&mut client)).unwrap();
     let body_start = all.find("\r\n\r\n").expect("the head was sent") + 4;
-    assert!(all[..body_start].contains("Content-Length: 1000\r\n"), "{all}");
+    assert!(
+        all[..body_start].contains("Content-Length: 1000\r\n"),
+        "{all}"
+    );
     // A loaded machine may let a byte or two drip before the drop; the rest must never come.
     assert!(
         all.len() - body_start < 1000,

@@ -518,3 +518,28 @@ fn fast_path_takes_real_reports() {
     }
     assert!(taken > 100, "fast path took only {taken} merge inputs");
 }
+
+/// Regression: a digit run longer than 19 digits in a float field overflowed the fast path's
+/// significand (a panic in debug builds); it must fall back and agree with the reference.
+#[test]
+fn long_digit_runs_in_float_fields_never_panic() {
+    let now = Time::from_unix_nanos(1_700_000_000_000_000_000);
+    for value in [
+        "123456789012345678901234567890",
+        "99999999999999999999.5",
+        "0.1234567890123456789012345",
+        "-18446744073709551616",
+    ] {
+        let body = format!(
+            r#"{{"Host":{{"nodes":{{"h;<host>":{{"metrics":{{"m":{{"samples":[{{"date":"2023-06-01T09:00:00Z","value":{value}}}],"min":{value},"max":1}}}}}}}}}}}}"#
+        );
+        let fast = decode_fast_only(body.as_bytes(), now);
+        let reference = decode_reference(body.as_bytes(), now);
+        let public = decode_plugin_report(body.as_bytes(), now);
+        assert!(reference.is_ok(), "{value}: reference decodes");
+        assert!(public.is_ok(), "{value}: decodes");
+        if let (Some(fast), Ok(reference)) = (fast, reference) {
+            assert_eq!(fast, reference, "{value}");
+        }
+    }
+}

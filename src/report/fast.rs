@@ -472,7 +472,9 @@ impl<'a> Scanner<'a> {
             }
             Some(b'1'..=b'9') => {
                 while let Some(c @ b'0'..=b'9') = at(j) {
-                    significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                    significand = significand
+                        .wrapping_mul(10)
+                        .wrapping_add(u64::from(c - b'0'));
                     digits += 1;
                     j += 1;
                 }
@@ -483,7 +485,9 @@ impl<'a> Scanner<'a> {
         if at(j) == Some(b'.') {
             j += 1;
             while let Some(c @ b'0'..=b'9') = at(j) {
-                significand = significand.wrapping_mul(10) + u64::from(c - b'0');
+                significand = significand
+                    .wrapping_mul(10)
+                    .wrapping_add(u64::from(c - b'0'));
                 fraction += 1;
                 j += 1;
             }
