@@ -241,7 +241,19 @@ impl<'a> Scanner<'a> {
 
     /// The rest of a string from its first backslash at `j`.
     fn escaped_string(&mut self, start: usize, mut j: usize) -> Fast<Str<'a>> {
-        let mut out = String::with_capacity(j - start + 16);
+        // Unescaping never lengthens text (`\uXXXX` is at most three UTF-8 bytes, a pair
+        // four), so finding the closing quote first sizes the string once, without growing.
+        let mut end = j;
+        loop {
+            match *self.b.get(end)? {
+                b'"' => break,
+                // Skipping the escaped byte is enough: `\uXXXX`'s hex digits are not special.
+                b'\\' => end += 2,
+                _ => return None,
+            }
+            end += special_byte(self.b.get(end..)?)?;
+        }
+        let mut out = String::with_capacity(end - start);
         out.push_str(self.text.get(start..j)?);
         loop {
             match *self.b.get(j)? {
@@ -1127,6 +1139,38 @@ mod tests {
         assert_eq!(special_byte(b"\x7f\x80\xff\xa0\x20\x21 xyz\""), Some(10));
         assert_eq!(special_byte(b"abcdefghijklmnop"), None);
         assert_eq!(special_byte(b""), None);
+    }
+
+    /// An escaped string is unescaped into one allocation sized by its escaped length, and
+    /// a raw control byte after an escape still bails.
+    #[test]
+    fn escaped_strings_are_sized_once() {
+        let scan = |text: &'static str| {
+            let mut p = Scanner {
+                text,
+                b: text.as_bytes(),
+                i: 0,
+                depth: 0,
+                last_time_text: "",
+                last_time: Time::ZERO,
+                dates: DateCache::default(),
+                samples: Vec::new(),
+                now: now(),
+            };
+            let s = p.string();
+            (s, p.i)
+        };
+        let text = r#""host;\u003ccontainer-0123456789abcdef\u003e \" \ud83d\ude00 \\ tail"!"#;
+        let (s, end) = scan(text);
+        let Some(Cow::Owned(s)) = s else {
+            panic!("not unescaped: {s:?}");
+        };
+        assert_eq!(s, "host;<container-0123456789abcdef> \" \u{1f600} \\ tail");
+        assert_eq!(end, text.len() - 1);
+        assert_eq!(s.capacity(), text.len() - 3);
+        assert_eq!(scan("\"a\\nb\u{1}c\"").0, None);
+        assert_eq!(scan("\"a\\nbc").0, None);
+        assert_eq!(scan("\"a\\").0, None);
     }
 
     /// Every byte value at every position within and across three words, on fillers next to
