@@ -51,34 +51,46 @@ pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> F
 
 /// Index of the first `"`, `\\` or control byte in `s` (the end of a simple string), eight
 /// bytes at a time.
+#[inline]
 pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = s.chunks_exact(8);
     let mut i = 0;
     for chunk in &mut chunks {
         let Ok(word) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
-        let v = u64::from_le_bytes(word);
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let slash = v ^ (ONES * u64::from(b'\\'));
-        // A byte is flagged when it is zero (quote/slash) or below 0x20; the lowest flag is
-        // exact because borrows only run upwards from a flagged byte.
-        let flags = (quote.wrapping_sub(ONES) & !quote
-            | slash.wrapping_sub(ONES) & !slash
-            | v.wrapping_sub(ONES * 0x20) & !v)
-            & HIGH;
-        if flags != 0 {
-            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        if let Some(at) = special_in_word(u64::from_le_bytes(word)) {
+            return Some(i + at);
         }
         i += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| i + p)
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return None;
+    }
+    // Most keys and many values are shorter than a word: pad the tail with spaces (never
+    // special) and test it as one word instead of byte by byte.
+    let mut word = [b' '; 8];
+    for (w, &c) in word.iter_mut().zip(rest) {
+        *w = c;
+    }
+    special_in_word(u64::from_le_bytes(word)).map(|at| i + at)
+}
+
+/// Index of the first `"`, `\\` or control byte in the little-endian `word`.
+#[inline]
+fn special_in_word(v: u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = v ^ (ONES * u64::from(b'"'));
+    let slash = v ^ (ONES * u64::from(b'\\'));
+    // A byte is flagged when it is zero (quote/slash) or below 0x20; the lowest flag is
+    // exact because borrows only run upwards from a flagged byte.
+    let flags = (quote.wrapping_sub(ONES) & !quote
+        | slash.wrapping_sub(ONES) & !slash
+        | v.wrapping_sub(ONES * 0x20) & !v)
+        & HIGH;
+    (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
 }
 
 /// `10^0` … `10^22`: every one is exact in an `f64`, so equal to the literal.
@@ -229,7 +241,19 @@ impl<'a> Scanner<'a> {
 
     /// The rest of a string from its first backslash at `j`.
     fn escaped_string(&mut self, start: usize, mut j: usize) -> Fast<Str<'a>> {
-        let mut out = String::with_capacity(j - start + 16);
+        // Unescaping never lengthens text (`\uXXXX` is at most three UTF-8 bytes, a pair
+        // four), so finding the closing quote first sizes the string once, without growing.
+        let mut end = j;
+        loop {
+            match *self.b.get(end)? {
+                b'"' => break,
+                // Skipping the escaped byte is enough: `\uXXXX`'s hex digits are not special.
+                b'\\' => end += 2,
+                _ => return None,
+            }
+            end += special_byte(self.b.get(end..)?)?;
+        }
+        let mut out = String::with_capacity(end - start);
         out.push_str(self.text.get(start..j)?);
         loop {
             match *self.b.get(j)? {
@@ -1119,5 +1143,66 @@ mod tests {
         assert_eq!(special_byte(b"\x7f\x80\xff\xa0\x20\x21 xyz\""), Some(10));
         assert_eq!(special_byte(b"abcdefghijklmnop"), None);
         assert_eq!(special_byte(b""), None);
+    }
+
+    /// An escaped string is unescaped into one allocation sized by its escaped length, and
+    /// a raw control byte after an escape still bails.
+    #[test]
+    fn escaped_strings_are_sized_once() {
+        let scan = |text: &'static str| {
+            let mut p = Scanner {
+                text,
+                b: text.as_bytes(),
+                i: 0,
+                depth: 0,
+                last_time_text: "",
+                last_time: Time::ZERO,
+                dates: DateCache::default(),
+                samples: Vec::new(),
+                now: now(),
+            };
+            let s = p.string();
+            (s, p.i)
+        };
+        let text = r#""host;\u003ccontainer-0123456789abcdef\u003e \" \ud83d\ude00 \\ tail"!"#;
+        let (s, end) = scan(text);
+        let Some(Cow::Owned(s)) = s else {
+            panic!("not unescaped: {s:?}");
+        };
+        assert_eq!(s, "host;<container-0123456789abcdef> \" \u{1f600} \\ tail");
+        assert_eq!(end, text.len() - 1);
+        assert_eq!(s.capacity(), text.len() - 3);
+        assert_eq!(scan("\"a\\nb\u{1}c\"").0, None);
+        assert_eq!(scan("\"a\\nbc").0, None);
+        assert_eq!(scan("\"a\\").0, None);
+    }
+
+    /// Every byte value at every position within and across three words, on fillers next to
+    /// the special values, with and without a later special byte, agrees with a byte loop.
+    #[test]
+    fn special_byte_agrees_with_a_byte_loop_everywhere() {
+        let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let fillers = [
+            b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        let mut buf = Vec::new();
+        for len in 0..=24 {
+            for &filler in &fillers {
+                buf.clear();
+                buf.resize(len, filler);
+                assert_eq!(special_byte(&buf), None, "{buf:?}");
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        buf.fill(filler);
+                        buf[at] = b;
+                        assert_eq!(special_byte(&buf), naive(&buf), "{buf:?}");
+                        if let Some(later) = buf.get_mut(at + 3) {
+                            *later = b'"';
+                            assert_eq!(special_byte(&buf), naive(&buf), "{buf:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
