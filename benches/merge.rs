@@ -7,6 +7,10 @@
 //! - `validate_only`: `serde_json` skipping every body into `IgnoredAny` (the baseline);
 //! - `decode_merge_encode`: decode every body, merge into one report, encode it.
 //!
+//! With `SCOPE_PROBE_BENCH_PHASES=1`, also `phase_decode`, `phase_decode_merge` (both including
+//! the drop of what they built) and `phase_encode` (of the merged report), to see where the time
+//! goes.
+//!
 //! A counting global allocator also reports how many allocations `Report::merge` makes over
 //! pre-decoded reports, per string in the input.
 //!
@@ -125,6 +129,9 @@ fn main() {
         group.sample_size(20);
         bench_validate_only(&mut group, &bodies);
         with_report::bench_decode_merge_encode(&mut group, &bodies);
+        if std::env::var_os("SCOPE_PROBE_BENCH_PHASES").is_some() {
+            with_report::bench_phases(&mut group, &bodies);
+        }
         group.finish();
         with_report::print_merge_allocations(spec.name, &bodies);
     }
@@ -187,6 +194,39 @@ mod with_report {
                 black_box(&out);
             })
         });
+    }
+
+    /// Each phase of `decode_merge_encode` alone, to see where its time goes.
+    pub fn bench_phases(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
+        group.bench_function("phase_decode", |b| {
+            b.iter(|| {
+                for body in black_box(bodies) {
+                    black_box(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                }
+            })
+        });
+        group.bench_function("phase_decode_merge", |b| {
+            b.iter(|| {
+                let mut acc = Report::make();
+                for body in black_box(bodies) {
+                    acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                }
+                black_box(acc)
+            })
+        });
+        let mut acc = Report::make();
+        for body in bodies {
+            acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+        }
+        let mut out = Vec::new();
+        group.bench_function("phase_encode", |b| {
+            b.iter(|| {
+                out.clear();
+                encode(black_box(&acc), &mut out);
+                black_box(&out);
+            })
+        });
+        eprintln!("merged report encodes to {} bytes", out.len());
     }
 
     /// Prints the allocations `Report::merge` makes over reports decoded beforehand.

@@ -18,7 +18,7 @@ use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
     NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::{DateCache, Time};
+use super::time::{DateCache, QuotedTimes, Time};
 use super::{Report, Str, TopologyKind};
 
 /// Bail out of the fast path.
@@ -30,17 +30,7 @@ const MAX_DEPTH: u32 = 64;
 /// Decodes `text` over `report` if the fast path understands all of it. On `None` the report
 /// is left half-filled and the caller must start again from a fresh base.
 pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> Fast<()> {
-    let mut p = Scanner {
-        text,
-        b: text.as_bytes(),
-        i: 0,
-        depth: 0,
-        last_time_text: "",
-        last_time: Time::ZERO,
-        dates: DateCache::default(),
-        samples: Vec::new(),
-        now,
-    };
+    let mut p = Scanner::new(text, now);
     p.ws();
     if p.peek()? != b'{' {
         return None;
@@ -155,6 +145,75 @@ pub(crate) fn simple_f64(text: &str) -> Option<f64> {
     Some(if negative { -f } else { f })
 }
 
+/// Reads the run of ASCII digits at `b[j..]` into `significand` (wrapping: callers reject runs
+/// too long for it by their count). Returns the index after the run and its length.
+#[inline]
+fn digit_run(b: &[u8], mut j: usize, significand: &mut u64) -> (usize, u32) {
+    let start = j;
+    // Up to eight digits per step: sample values have up to seventeen.
+    while let Some(word) = b.get(j..j + 8) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let n = leading_digits(word);
+        if n == 0 {
+            return (j, (j - start) as u32);
+        }
+        *significand = significand
+            .wrapping_mul(POW10_U64[n])
+            .wrapping_add(u64::from(digits_value(word, n)));
+        j += n;
+        if n < 8 {
+            return (j, (j - start) as u32);
+        }
+    }
+    while let Some(c @ b'0'..=b'9') = b.get(j).copied() {
+        *significand = significand
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(c - b'0'));
+        j += 1;
+    }
+    (j, (j - start) as u32)
+}
+
+/// `10^0` … `10^8` as integers.
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// How many of the little-endian `word`'s bytes, from the first, are ASCII digits.
+#[inline]
+fn leading_digits(word: u64) -> usize {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // A byte is a digit when it is 0x3_ and still 0x3_ after adding 6. A carry out of a byte
+    // (only from 0xFA..=0xFF, which UTF-8 text never holds) could only touch later bytes.
+    let not_digit = ((word & HIGH_NIBBLES) ^ ZEROS)
+        | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) ^ ZEROS);
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `n` (1..=8) bytes of the little-endian `word`, all ASCII digits.
+#[inline]
+fn digits_value(word: u64, n: usize) -> u32 {
+    // Digit values in the low `n` bytes, shifted up so the missing ones read as leading zeros.
+    let v = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - n));
+    // Pairs, then quads, then all eight (the SWAR reduction of fast_float's
+    // `parse_eight_digits_unrolled`).
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let v = (v & 0x0000_00FF_0000_00FF)
+        .wrapping_mul(100 + (1_000_000 << 32))
+        .wrapping_add(((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    v as u32
+}
+
 /// Four hex digits.
 fn hex4(s: &[u8]) -> Option<u32> {
     let mut v = 0;
@@ -170,11 +229,9 @@ struct Scanner<'a> {
     /// Invariant: `i <= b.len()` and `i` is on a char boundary whenever a slice is taken.
     i: usize,
     depth: u32,
-    /// The last timestamp text parsed and its value: most timestamps of a node are the same
-    /// string, and comparing is cheaper than parsing. Empty when there is none.
-    last_time_text: &'a str,
-    last_time: Time,
-    /// The date of the last timestamp parsed.
+    /// Recent timestamps' dates and tails: most timestamps are recognised from these.
+    times: QuotedTimes,
+    /// The date of the last timestamp parsed in full.
     dates: DateCache,
     /// Scratch space for one metric's samples.
     samples: Vec<Sample>,
@@ -194,6 +251,19 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    fn new(text: &'a str, now: Time) -> Scanner<'a> {
+        Scanner {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+            depth: 0,
+            times: QuotedTimes::default(),
+            dates: DateCache::default(),
+            samples: Vec::new(),
+            now,
+        }
+    }
+
     #[inline]
     fn peek(&self) -> Fast<u8> {
         self.b.get(self.i).copied()
@@ -495,26 +565,15 @@ impl<'a> Scanner<'a> {
                 digits = 1;
             }
             Some(b'1'..=b'9') => {
-                while let Some(c @ b'0'..=b'9') = at(j) {
-                    significand = significand
-                        .wrapping_mul(10)
-                        .wrapping_add(u64::from(c - b'0'));
-                    digits += 1;
-                    j += 1;
-                }
+                let n;
+                (j, n) = digit_run(self.b, j, &mut significand);
+                digits += n;
             }
             _ => return self.float_value_general(),
         }
         let mut fraction = 0u32;
         if at(j) == Some(b'.') {
-            j += 1;
-            while let Some(c @ b'0'..=b'9') = at(j) {
-                significand = significand
-                    .wrapping_mul(10)
-                    .wrapping_add(u64::from(c - b'0'));
-                fraction += 1;
-                j += 1;
-            }
+            (j, fraction) = digit_run(self.b, j + 1, &mut significand);
             if fraction == 0 {
                 // `1.` is malformed; the reference names the fault.
                 return None;
@@ -561,17 +620,29 @@ impl<'a> Scanner<'a> {
     /// A time field: `null` leaves it as it is (spec §1.9).
     fn time_into(&mut self, into: &mut Time) -> Fast<()> {
         if !self.null() {
-            *into = match self.string()? {
-                Cow::Borrowed(s) if !s.is_empty() && s == self.last_time_text => self.last_time,
-                Cow::Borrowed(s) => {
-                    let t = Time::parse_cached(s, &mut self.dates)?;
-                    (self.last_time_text, self.last_time) = (s, t);
-                    t
-                }
-                Cow::Owned(s) => Time::parse_cached(&s, &mut self.dates)?,
-            };
+            *into = self.time_string()?;
         }
         Some(())
+    }
+
+    /// A timestamp string, recognised from recent ones when it can be (see [`QuotedTimes`]).
+    #[inline]
+    fn time_string(&mut self) -> Fast<Time> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        if let Some((t, len)) = self.b.get(self.i + 1..).and_then(|b| self.times.quick(b)) {
+            self.i += 1 + len;
+            return Some(t);
+        }
+        match self.string()? {
+            Cow::Borrowed(s) => {
+                let t = Time::parse_cached(s, &mut self.dates)?;
+                self.times.remember(s.as_bytes(), t);
+                Some(t)
+            }
+            Cow::Owned(s) => Time::parse_cached(&s, &mut self.dates),
+        }
     }
 
     // ---- collections -----------------------------------------------------------------
@@ -830,6 +901,10 @@ impl<'a> Scanner<'a> {
                     if !p.null() {
                         p.array(|p| {
                             p.ws();
+                            if let Some(s) = p.sample_as_go_writes_it() {
+                                samples.push(s);
+                                return Some(());
+                            }
                             if p.peek()? != b'{' {
                                 return None;
                             }
@@ -857,6 +932,39 @@ impl<'a> Scanner<'a> {
             }
             Some(())
         })
+    }
+
+    /// A sample spelt exactly as Go writes one, `{"date":"…","value":…}` without spaces, with
+    /// a timestamp [`QuotedTimes`] recognises. Samples are most of a report's bytes, and this
+    /// reads one without walking its keys. `None`, with nothing consumed, for any other
+    /// spelling: the general object walk then reads it (and bails if it is malformed).
+    #[inline]
+    fn sample_as_go_writes_it(&mut self) -> Option<Sample> {
+        const DATE_KEY: [u8; 9] = *br#"{"date":""#;
+        const VALUE_KEY: [u8; 9] = *br#","value":"#;
+        let start = self.i;
+        let b = self.b;
+        let prefix: [u8; 9] = b.get(start..start + 9)?.try_into().ok()?;
+        if prefix != DATE_KEY {
+            return None;
+        }
+        let (date, len) = self.times.quick(b.get(start + 9..)?)?;
+        let value_at = start + 9 + len;
+        let key: [u8; 9] = b.get(value_at..value_at + 9)?.try_into().ok()?;
+        if key != VALUE_KEY {
+            return None;
+        }
+        self.i = value_at + 9;
+        match self.float_value() {
+            Some(value) if self.peek() == Some(b'}') => {
+                self.i += 1;
+                Some(Sample { date, value })
+            }
+            _ => {
+                self.i = start;
+                None
+            }
+        }
     }
 
     fn control(&mut self, c: &mut Control<'a>) -> Fast<()> {
@@ -967,6 +1075,61 @@ mod tests {
             (None, _) => {}
         }
         fast.is_some()
+    }
+
+    // The word-at-a-time digit reader gives the byte-at-a-time value and length for every run
+    // length around the word size, followed by every kind of byte.
+    #[test]
+    fn digit_runs_read_like_one_digit_at_a_time() {
+        for len in 0..=24usize {
+            for after in ["", ".", "e", "}", "/", ":", " ", "\u{e9}"] {
+                let digits: String = (0..len)
+                    .map(|i| char::from(b'0' + (i * 7 + 3) as u8 % 10))
+                    .collect();
+                let text = format!("x{digits}{after}");
+                let (mut got, mut want) = (0u64, 0u64);
+                for c in digits.bytes() {
+                    want = want.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                }
+                let (end, n) = digit_run(text.as_bytes(), 1, &mut got);
+                assert_eq!((got, end, n), (want, 1 + len, len as u32), "{text:?}");
+            }
+        }
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"0123456/")), 7);
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"9:012345")), 1);
+        assert_eq!(
+            digits_value(u64::from_le_bytes(*b"90740686"), 8),
+            90_740_686
+        );
+        assert_eq!(digits_value(u64::from_le_bytes(*b"605085}x"), 6), 605_085);
+    }
+
+    // Samples spelt as Go writes them are read without the object walk; any other spelling
+    // falls back to it, with the same result as the reference either way.
+    #[test]
+    fn samples_in_any_spelling_read_like_the_reference() {
+        let date = "2023-06-01T10:00:00.780774697Z";
+        let later = "2023-06-01T10:00:01.780774697Z";
+        for sample in [
+            format!(r#"{{"date":"{later}","value":90.90740686605085}}"#),
+            format!(r#"{{"date":"{later}","value":-0.5}}"#),
+            format!(r#"{{"date":"{later}","value":35}}"#),
+            format!(r#"{{"date":"{later}","value": 1e3 }}"#),
+            format!(r#"{{"date":"{later}","value":null}}"#),
+            format!(r#"{{"date":"{later}","value":1,"x":2}}"#),
+            format!(r#"{{"date":"{later}", "value":1}}"#),
+            format!(r#"{{"value":2,"date":"{later}"}}"#),
+            format!(r#"{{ "date":"{later}","value":3}}"#),
+            r#"{"date":"2023-06-01T10:00:01.5Z","value":4}"#.to_string(),
+            r#"{"date":"2023-06-01T10:00:61.780774697Z","value":4}"#.to_string(),
+            format!(r#"{{"date":"{later}","value":"5"}}"#),
+            format!(r#"{{"date":"{later}","value":1.}}"#),
+        ] {
+            let doc = format!(
+                r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{"m":{{"samples":[{{"date":"{date}","value":1}},{sample}],"min":0,"max":1}}}}}}}}}}}}"#
+            );
+            agree(&doc);
+        }
     }
 
     #[test]
@@ -1150,17 +1313,7 @@ mod tests {
     #[test]
     fn escaped_strings_are_sized_once() {
         let scan = |text: &'static str| {
-            let mut p = Scanner {
-                text,
-                b: text.as_bytes(),
-                i: 0,
-                depth: 0,
-                last_time_text: "",
-                last_time: Time::ZERO,
-                dates: DateCache::default(),
-                samples: Vec::new(),
-                now: now(),
-            };
+            let mut p = Scanner::new(text, now());
             let s = p.string();
             (s, p.i)
         };

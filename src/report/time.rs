@@ -43,6 +43,110 @@ pub(crate) struct DateCache {
     tail_value: (u32, Option<i16>),
 }
 
+/// Recognises a JSON timestamp string by its bytes when it repeats the date and the fraction
+/// and offset of recent ones, which nearly all timestamps of a report do (the times of one
+/// node's metadata are equal; a metric's sample times differ only in their seconds). A hit
+/// needs a date compare, the clock's six digits and a masked 16-byte compare that also finds
+/// the closing quote, so the string is neither scanned for its end nor parsed again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QuotedTimes {
+    /// The date (`YYYY-MM-DD`) remembered last, and its local day number (`None` until one is).
+    date: [u8; 10],
+    days: Option<i64>,
+    /// The two tails remembered last: reports often alternate two fraction lengths.
+    tails: [QuotedTail; 2],
+    /// Which of `tails` the next one to remember replaces.
+    next: usize,
+}
+
+/// The text after a time's clock (from byte 19) with the closing quote, as a little-endian
+/// word under `mask`, and the nanoseconds and offset it stands for. `len == 0`: empty slot.
+#[derive(Clone, Copy, Debug, Default)]
+struct QuotedTail {
+    bytes: u128,
+    mask: u128,
+    len: usize,
+    nanos: u32,
+    offset_min: Option<i16>,
+}
+
+impl QuotedTimes {
+    /// `b` starts just after a string's opening quote. When the string is a time this cache
+    /// recognises, returns its value and the length of its text with the closing quote. The
+    /// value is the one [`Time::parse`] gives, because everything not parsed here is bytes
+    /// equal to text that was parsed.
+    #[inline]
+    pub(crate) fn quick(&self, b: &[u8]) -> Option<(Time, usize)> {
+        let days = self.days?;
+        let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+        if head[..10] != self.date || head[10] != b'T' || head[13] != b':' || head[16] != b':' {
+            return None;
+        }
+        let hour = two_digits(head[11], head[12])?;
+        let minute = two_digits(head[14], head[15])?;
+        let second = two_digits(head[17], head[18])?;
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let word = u128::from_le_bytes(b.get(19..35)?.try_into().ok()?);
+        let tail = self
+            .tails
+            .iter()
+            .find(|t| t.len != 0 && (word ^ t.bytes) & t.mask == 0)?;
+        let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+        let secs = local - i64::from(tail.offset_min.unwrap_or(0)) * 60;
+        let t = Time {
+            secs,
+            nanos: tail.nanos,
+            offset_min: tail.offset_min,
+        };
+        Some((t, 19 + tail.len))
+    }
+
+    /// Remembers `text` (a time string's text, without quotes) that parsed to `t`.
+    pub(crate) fn remember(&mut self, text: &[u8], t: Time) {
+        let (Some(date), Some(tail)) = (text.get(..10), text.get(19..)) else {
+            return;
+        };
+        let local = t
+            .secs
+            .saturating_add(i64::from(t.offset_min.unwrap_or(0)) * 60);
+        self.date.copy_from_slice(date);
+        self.days = Some(local.div_euclid(86_400));
+        // The tail and its quote must fit the 16-byte word.
+        if tail.len() >= 16 {
+            return;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..tail.len()].copy_from_slice(tail);
+        bytes[tail.len()] = b'"';
+        let len = tail.len() + 1;
+        let entry = QuotedTail {
+            bytes: u128::from_le_bytes(bytes),
+            mask: u128::MAX >> (8 * (16 - len)),
+            len,
+            nanos: t.nanos,
+            offset_min: t.offset_min,
+        };
+        if self
+            .tails
+            .iter()
+            .any(|t| t.len == len && t.bytes == entry.bytes)
+        {
+            return;
+        }
+        self.tails[self.next] = entry;
+        self.next ^= 1;
+    }
+}
+
+/// Two ASCII digits' value.
+#[inline]
+fn two_digits(tens: u8, ones: u8) -> Option<u32> {
+    let (t, o) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    (t < 10 && o < 10).then(|| u32::from(t) * 10 + u32::from(o))
+}
+
 /// Why a string is not an RFC 3339 time Go would accept (spec §1.9, §9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeParseError {
@@ -557,6 +661,76 @@ mod tests {
 
     fn round(s: &str) -> String {
         fmt(Time::parse(s).unwrap())
+    }
+
+    // `QuotedTimes` recognises only texts equal to a remembered date and tail around a valid
+    // clock, and then gives `parse`'s value and finds the closing quote.
+    #[test]
+    fn quoted_times_agree_with_parse() {
+        let remembered = [
+            "2023-06-01T10:00:00.780774697Z",
+            "2023-06-01T10:00:00.5+02:00",
+            "2023-06-01T10:00:00Z",
+        ];
+        let probes = [
+            "2023-06-01T10:00:07.780774697Z",
+            "2023-06-01T23:59:59.780774697Z",
+            "2023-06-01T00:00:00.5+02:00",
+            "2023-06-01T11:22:33Z",
+            "2023-06-01T24:00:00Z",
+            "2023-06-01T12:60:00Z",
+            "2023-06-01T12:00:60Z",
+            "2023-06-01T1a:00:00Z",
+            "2023-06-01t12:00:00Z",
+            "2023-06-01T12-00:00Z",
+            "2023-06-02T10:00:00Z",
+            "2023-06-01T10:00:00.78077469Z",
+            "2023-06-01T10:00:00.7807746970Z",
+            "2023-06-01T10:00:00.780774697",
+            "2023-06-01T10:00:00Zx",
+        ];
+        for first in remembered {
+            let mut times = QuotedTimes::default();
+            let t = Time::parse(first).unwrap();
+            times.remember(first.as_bytes(), t);
+            for probe in std::iter::once(first).chain(probes) {
+                let quoted = format!("{probe}\",\"value\":1}}]}}}}}}");
+                let want = Time::parse(probe).ok();
+                match times.quick(quoted.as_bytes()) {
+                    Some((got, len)) => {
+                        assert_eq!(Some(got), want, "{first} then {probe}");
+                        assert!(got.same_repr(&want.unwrap()), "{first} then {probe}");
+                        assert_eq!(len, probe.len() + 1, "{first} then {probe}");
+                    }
+                    // A miss is always allowed; the first text itself must hit.
+                    None => assert_ne!(probe, first, "remembered text missed"),
+                }
+            }
+        }
+        // Two tails are kept, so alternating fraction lengths both hit.
+        let mut times = QuotedTimes::default();
+        for text in [
+            "2023-06-01T10:00:00.076932697Z",
+            "2023-06-01T10:00:00.076932Z",
+        ] {
+            times.remember(text.as_bytes(), Time::parse(text).unwrap());
+        }
+        for probe in [
+            "2023-06-01T10:00:00.076932697Z\"    ",
+            "2023-06-01T10:00:00.076932Z\"       ",
+        ] {
+            let (got, _) = times.quick(probe.as_bytes()).expect(probe);
+            assert_eq!(
+                Some(got),
+                Time::parse(probe.split('"').next().unwrap()).ok()
+            );
+        }
+        // Nothing remembered, or no room for the 16-byte compare: a miss, never a guess.
+        assert!(
+            QuotedTimes::default()
+                .quick(b"2023-06-01T10:00:00Z\"")
+                .is_none()
+        );
     }
 
     // The cached parser accepts exactly what `parse` accepts, with the same value, whatever
