@@ -9,27 +9,23 @@ use super::model::{
     Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
     PluginSpec, Sets, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::{DateCache, Time};
+use super::time::{Time, TimeWriter};
 use super::{Report, STRUCT_ORDER, Str};
 
 /// Appends `report` as JSON to `out`. Writing to a `Vec` cannot fail, so there is no error.
 pub fn encode(report: &Report<'_>, out: &mut Vec<u8>) {
     let mut buf = Out {
         buf: std::mem::take(out),
-        last_time: None,
-        dates: DateCache::default(),
+        times: TimeWriter::default(),
     };
     encode_report(report, &mut buf);
     *out = buf.buf;
 }
 
-/// The output buffer, with the last timestamp written: most timestamps of a node are equal,
-/// and copying the text is cheaper than formatting it again.
+/// The output buffer, with the text of recent times to reuse.
 pub(crate) struct Out {
     buf: Vec<u8>,
-    last_time: Option<(Time, usize, usize)>,
-    /// The date last written.
-    dates: DateCache,
+    times: TimeWriter,
 }
 
 impl Out {
@@ -382,14 +378,7 @@ fn plugin_spec(out: &mut Out, s: &PluginSpec<'_>) {
 
 fn time(out: &mut Out, t: &Time) {
     out.push(b'"');
-    let start = out.buf.len();
-    match out.last_time {
-        Some((last, from, to)) if last.same_repr(t) && to <= start => {
-            out.buf.extend_from_within(from..to);
-        }
-        _ => t.write_rfc3339_cached(&mut out.buf, &mut out.dates),
-    }
-    out.last_time = Some((*t, start, out.buf.len()));
+    out.times.write(t, &mut out.buf);
     out.push(b'"');
 }
 
@@ -491,11 +480,38 @@ static ESCAPE: [u8; 256] = {
 };
 
 fn string(out: &mut Out, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    // Room for the quotes and the padded last word.
+    out.reserve(bytes.len() + 10);
     out.push(b'"');
-    let mut start = 0;
+    // Test and copy eight bytes at a time: fixed-size copies instead of a memcpy call per
+    // string, which matters because most strings are a few words long.
+    let mut chunks = bytes.chunks_exact(8);
+    let mut done = 0;
+    for chunk in &mut chunks {
+        let word: [u8; 8] = chunk.try_into().unwrap_or_default();
+        if super::fast::special_in_word(u64::from_le_bytes(word)).is_some() {
+            return escaped_string(out, bytes, done);
+        }
+        out.extend_from_slice(&word);
+        done += 8;
+    }
+    let rest = chunks.remainder();
+    // Pad the tail with spaces (never special), copy the whole word and cut it back.
+    let mut word = [b' '; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    if super::fast::special_in_word(u64::from_le_bytes(word)).is_some() {
+        return escaped_string(out, bytes, done);
+    }
+    let end = out.buf.len() + rest.len();
+    out.extend_from_slice(&word);
+    out.buf.truncate(end);
+    out.push(b'"');
+}
+
+/// The rest of [`string`] from `bytes[start..]`, for a string with bytes to escape.
+fn escaped_string(out: &mut Out, bytes: &[u8], mut start: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     // Jump from one byte that needs escaping to the next, eight bytes at a time.
     while let Some(at) = bytes.get(start..).and_then(super::fast::special_byte) {
         let i = start + at;
@@ -534,8 +550,7 @@ mod tests {
     fn new_out() -> Out {
         Out {
             buf: Vec::new(),
-            last_time: None,
-            dates: DateCache::default(),
+            times: TimeWriter::default(),
         }
     }
 

@@ -69,7 +69,7 @@ pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
 
 /// Index of the first `"`, `\\` or control byte in the little-endian `word`.
 #[inline]
-fn special_in_word(v: u64) -> Option<usize> {
+pub(crate) fn special_in_word(v: u64) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let quote = v ^ (ONES * u64::from(b'"'));

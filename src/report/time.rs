@@ -147,6 +147,57 @@ fn two_digits(tens: u8, ones: u8) -> Option<u32> {
     (t < 10 && o < 10).then(|| u32::from(t) * 10 + u32::from(o))
 }
 
+/// Writes times the way [`Time::write_rfc3339`] does, reusing the text of the last one: the
+/// date, hour and minute (`YYYY-MM-DDTHH:MM:`) when the minute is the same, and the fraction
+/// and offset when they are. A metric's sample times differ only in their seconds, so most
+/// times are three fixed-size copies and two digits.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TimeWriter {
+    /// The local minute number of `prefix`, `None` until one is remembered.
+    minute: Option<i64>,
+    prefix: [u8; 17],
+    /// The nanoseconds and offset `tail` (of `tail_len` bytes) stands for.
+    tail_key: Option<(u32, Option<i16>)>,
+    tail: [u8; 16],
+    tail_len: usize,
+    /// The date last written in full.
+    dates: DateCache,
+}
+
+impl TimeWriter {
+    /// Appends `t` as [`Time::write_rfc3339`] would.
+    #[inline]
+    pub(crate) fn write(&mut self, t: &Time, out: &mut Vec<u8>) {
+        let off = i64::from(t.offset_min.unwrap_or(0));
+        let local = t.secs.saturating_add(off * 60);
+        let minute = local.div_euclid(60);
+        if self.minute == Some(minute) && self.tail_key == Some((t.nanos, t.offset_min)) {
+            let mut buf = [0u8; 35];
+            buf[..17].copy_from_slice(&self.prefix);
+            buf[17..19].copy_from_slice(&PAIRS[local.rem_euclid(60) as usize]);
+            buf[19..].copy_from_slice(&self.tail);
+            // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+            let end = out.len() + 19 + self.tail_len;
+            out.extend_from_slice(&buf);
+            out.truncate(end);
+            return;
+        }
+        let start = out.len();
+        t.write_rfc3339_cached(out, &mut self.dates);
+        let text = &out[start..];
+        // Only the four-digit-year layout has its fields at these places.
+        if text.len() < 20 || text[10] != b'T' || text[16] != b':' || text.len() - 19 > 16 {
+            return;
+        }
+        self.prefix.copy_from_slice(&text[..17]);
+        self.minute = Some(minute);
+        self.tail = [0; 16];
+        self.tail[..text.len() - 19].copy_from_slice(&text[19..]);
+        self.tail_len = text.len() - 19;
+        self.tail_key = Some((t.nanos, t.offset_min));
+    }
+}
+
 /// Why a string is not an RFC 3339 time Go would accept (spec §1.9, §9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeParseError {
