@@ -9,7 +9,7 @@ use super::model::{
     Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
     PluginSpec, Sets, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::{Time, TimeWriter};
+use super::time::{PAIRS, Time, TimeWriter};
 use super::{Report, STRUCT_ORDER, Str};
 
 /// Appends `report` as JSON to `out`. Writing to a `Vec` cannot fail, so there is no error.
@@ -390,22 +390,19 @@ fn int(out: &mut Out, v: i64) {
 }
 
 fn uint(out: &mut Out, v: u64) {
-    // 10^1 … 10^19: `v` has one digit more than the number of these it reaches.
-    const POWERS: [u64; 19] = {
-        let mut t = [10u64; 19];
-        let mut i = 1;
-        while i < 19 {
-            t[i] = t[i - 1] * 10;
-            i += 1;
-        }
-        t
-    };
-    let len = 1 + POWERS.iter().take_while(|&&p| v >= p).count();
-    let mut buf = [0u8; 20];
-    let mut v = v;
-    for at in (0..len).rev() {
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
+    let len = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let mut buf = [b'0'; 20];
+    let (mut v, mut at) = (v, len);
+    // Two digits per step, from the last.
+    while v >= 100 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        buf[at - 2..at].copy_from_slice(&PAIRS[v as usize]);
+    } else {
+        buf[at - 1] = b'0' + v as u8;
     }
     // A fixed-size copy and a truncate: cheaper than a copy of variable length.
     let end = out.buf.len() + len;
@@ -430,6 +427,20 @@ fn float(out: &mut Out, v: f64) {
     // break exact ties between two shortest candidates differently, so values that could be
     // such a tie (see `no_shortest_tie`) keep Rust's formatter too.
     let abs = v.abs();
+    if let Some(thousandths) = exact_thousandths(abs) {
+        if v < 0.0 {
+            out.push(b'-');
+        }
+        uint(out, thousandths / 1000);
+        let mut fraction = *b".000";
+        let f = (thousandths % 1000) as usize;
+        fraction[1] = b'0' + (f / 100) as u8;
+        fraction[2..].copy_from_slice(&PAIRS[f % 100]);
+        // `f` is not zero (`v` is not whole), so a digit remains after trimming zeros.
+        let len = 4 - fraction.iter().rev().take_while(|&&c| c == b'0').count();
+        out.extend_from_slice(&fraction[..len]);
+        return;
+    }
     if (1e-4..1e16).contains(&abs) && no_shortest_tie(abs) {
         let mut buf = zmij::Buffer::new();
         let text = buf.format_finite(v);
@@ -441,6 +452,20 @@ fn float(out: &mut Out, v: f64) {
     use std::io::Write;
     // Writing to a Vec cannot fail.
     let _ = write!(out.buf, "{v:?}");
+}
+
+/// `v * 1000` when `v` (positive, not whole) is exactly the double nearest to a decimal with at
+/// most three fraction digits and at most fifteen significant digits, as most sample values
+/// are (`70.6`, `760.904`). Such a decimal is then `v`'s shortest text: two decimals of at
+/// most fifteen digits never read as the same double (`DBL_DIG`), so no shorter one can.
+/// The test is a multiplication and, when its result is whole, one division.
+fn exact_thousandths(v: f64) -> Option<u64> {
+    let scaled = v * 1000.0;
+    let whole = scaled.round();
+    // `whole < 1e15`: fifteen digits at most; `>= 1`: `v` is at least 0.001 (not below the
+    // 1e-4 where the plain form ends). Both are exact integers in an f64, and the division
+    // is correctly rounded, so equality means the decimal reads back as `v`.
+    (scaled == whole && (1.0..1e15).contains(&whole) && whole / 1000.0 == v).then_some(whole as u64)
 }
 
 /// Whether no two shortest decimal candidates can be equally close to the normal, positive
@@ -716,6 +741,11 @@ mod tests {
             values.push(f64::from_bits(bits & 0x800F_FFFF_FFFF_FFFF | exp << 52));
             let digits = (next() % 100_000_000_000_000_000) as f64;
             values.push(digits / 10f64.powi((next() % 20) as i32));
+            // Short decimals, as most sample values are, and their neighbours.
+            let short = (next() % 1_000_000_000_000_000) as f64 / 10f64.powi((next() % 5) as i32);
+            values.push(short);
+            values.push(f64::from_bits(short.to_bits() + 1));
+            values.push(-short);
         }
         for v in values.into_iter().filter(|v| v.is_finite()) {
             let mut out = new_out();

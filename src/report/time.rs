@@ -582,7 +582,7 @@ fn fraction_and_offset(b: &[u8]) -> Result<(u32, Option<i16>), TimeParseError> {
 }
 
 /// `"00"` … `"99"`.
-static PAIRS: [[u8; 2]; 100] = {
+pub(crate) static PAIRS: [[u8; 2]; 100] = {
     let mut t = [[0u8; 2]; 100];
     let mut i = 0;
     while i < 100 {
