@@ -231,10 +231,16 @@ mod with_report {
 
     /// Prints the allocations `Report::merge` makes over reports decoded beforehand.
     pub fn print_merge_allocations(name: &str, bodies: &[Vec<u8>]) {
-        let decoded: Vec<Report<'_>> = bodies
-            .iter()
-            .map(|body| decode_plugin_report(body, now()).expect("corpus report decodes"))
-            .collect();
+        let (decoded, decode_count, _) = super::allocations_during(|| {
+            bodies
+                .iter()
+                .map(|body| decode_plugin_report(body, now()).expect("corpus report decodes"))
+                .collect::<Vec<Report<'_>>>()
+        });
+        eprintln!(
+            "{name}: decoding made {} allocations per report",
+            decode_count / bodies.len().max(1) as u64
+        );
         let mut acc = Report::make();
         let ((), count, bytes) = super::allocations_during(|| {
             for report in decoded {
