@@ -505,6 +505,9 @@ fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
     if a.len() <= SMALL_SIDE && b.len() > 4 * SMALL_SIDE {
         return merge_in_place(b, a, &key, |big, small| both(small, big));
     }
+    if keys_contained(&b, &a, &key) {
+        return combine_in_place(a, b, &key, both);
+    }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let mut ai = a.into_iter().peekable();
     let mut bi = b.into_iter().peekable();
@@ -531,6 +534,59 @@ fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
         }
     }
     out
+}
+
+/// Whether every key of `small` is a key of `big` (both sorted by key). The usual case once
+/// a report holds what plugins keep sending (templates, shared nodes, their maps); stops at
+/// the first key missing, so disjoint maps cost a comparison or two.
+fn keys_contained<T, K: AsRef<str> + ?Sized>(
+    small: &[T],
+    big: &[T],
+    key: &impl Fn(&T) -> &K,
+) -> bool {
+    if small.len() > big.len() {
+        return false;
+    }
+    let mut at = 0;
+    small.iter().all(|item| {
+        let wanted = key(item).as_ref();
+        while let Some(probe) = big.get(at) {
+            at += 1;
+            match key(probe).as_ref().cmp(wanted) {
+                Ordering::Less => continue,
+                Ordering::Equal => return true,
+                Ordering::Greater => return false,
+            }
+        }
+        false
+    })
+}
+
+/// [`merge_join`] when every key of `small` is in `big`: combines each pair in `big`'s slot
+/// with `both(big_item, small_item)`, without building a new vector.
+fn combine_in_place<T: Default, K: AsRef<str> + ?Sized>(
+    mut big: Vec<T>,
+    small: Vec<T>,
+    key: &impl Fn(&T) -> &K,
+    mut both: impl FnMut(T, T) -> T,
+) -> Vec<T> {
+    let mut at = 0;
+    for item in small {
+        while big
+            .get(at)
+            .is_some_and(|probe| key(probe).as_ref() != key(&item).as_ref())
+        {
+            at += 1;
+        }
+        // `keys_contained` guarantees the slot; were it missing, the entry would only be lost.
+        debug_assert!(at < big.len(), "combine_in_place: key not found");
+        if let Some(slot) = big.get_mut(at) {
+            let existing = std::mem::take(slot);
+            *slot = both(existing, item);
+        }
+        at += 1;
+    }
+    big
 }
 
 /// Inserts every entry of `small` into `big` at its sorted place, combining equal keys with
@@ -563,8 +619,19 @@ mod tests {
     /// The in-place path gives exactly what the full merge-join gives, on both sides.
     #[test]
     fn in_place_merge_equals_merge_join() {
-        let big: Vec<(String, u32)> = (0..100).map(|i| (format!("k{i:03}"), i)).collect();
-        for small_keys in [vec!["a", "k050", "z"], vec!["k000", "k099"], vec!["k0505"]] {
+        // Sizes that take the binary-search path (100) and the linear ones (6), with small
+        // sides whose keys are all in the big side (combined in place) or not.
+        for (size, small_keys) in [
+            (100, vec!["a", "k050", "z"]),
+            (100, vec!["k000", "k099"]),
+            (100, vec!["k0505"]),
+            (6, vec!["k000", "k001", "k002", "k003", "k004", "k005"]),
+            (6, vec!["k001", "k005"]),
+            (6, vec!["k001", "k0015", "k005"]),
+            (6, vec!["k005", "k006"]),
+            (6, vec!["a", "k000", "k001", "k002", "k003", "k004", "k005"]),
+        ] {
+            let big: Vec<(String, u32)> = (0..size).map(|i| (format!("k{i:03}"), i)).collect();
             let small: Vec<(String, u32)> =
                 small_keys.iter().map(|k| (k.to_string(), 1000)).collect();
             let join = |a: Vec<(String, u32)>, b: Vec<(String, u32)>| {
