@@ -940,31 +940,40 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    /// A sample spelt exactly as Go writes one, `{"date":"…","value":…}` without spaces, with
-    /// a timestamp [`QuotedTimes`] recognises. Samples are most of a report's bytes, and this
-    /// reads one without walking its keys. `None`, with nothing consumed, for any other
-    /// spelling: the general object walk then reads it (and bails if it is malformed).
+    /// The start of a sample or latest entry spelt exactly as Go writes it: `open` (`{"key":"`),
+    /// a timestamp [`QuotedTimes`] recognises, then `next` (`,"value":`). Returns the time and
+    /// where the value starts; consumes nothing. Samples are most of a report's bytes, and these
+    /// entries are read without walking their keys.
     #[inline]
-    fn sample_as_go_writes_it(&mut self) -> Option<Sample> {
-        const DATE_KEY: [u8; 9] = *br#"{"date":""#;
-        const VALUE_KEY: [u8; 9] = *br#","value":"#;
+    fn go_spelt_time_then<const N: usize>(
+        &self,
+        open: &[u8; N],
+        next: &[u8; 9],
+    ) -> Option<(Time, usize)> {
+        let (b, start) = (self.b, self.i);
+        if b.get(start..start + N)? != open.as_slice() {
+            return None;
+        }
+        let (time, len) = self.times.quick(b.get(start + N..)?)?;
+        let value_at = start + N + len;
+        (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
+    }
+
+    /// Reads a value at `at` with `value` and the closing `}` of an entry that began at `self.i`;
+    /// on any other spelling, restores `self.i` and returns `None` (the object walk then reads
+    /// the entry, and bails if it is malformed).
+    #[inline]
+    fn close_go_spelt<T>(
+        &mut self,
+        at: usize,
+        value: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         let start = self.i;
-        let b = self.b;
-        let prefix: [u8; 9] = b.get(start..start + 9)?.try_into().ok()?;
-        if prefix != DATE_KEY {
-            return None;
-        }
-        let (date, len) = self.times.quick(b.get(start + 9..)?)?;
-        let value_at = start + 9 + len;
-        let key: [u8; 9] = b.get(value_at..value_at + 9)?.try_into().ok()?;
-        if key != VALUE_KEY {
-            return None;
-        }
-        self.i = value_at + 9;
-        match self.float_value() {
-            Some(value) if self.peek() == Some(b'}') => {
+        self.i = at;
+        match value(self) {
+            Some(v) if self.peek() == Some(b'}') => {
                 self.i += 1;
-                Some(Sample { date, value })
+                Some(v)
             }
             _ => {
                 self.i = start;
@@ -973,36 +982,21 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A latest entry spelt exactly as Go writes one, `{"timestamp":"…","value":"…"}`, with a
-    /// timestamp [`QuotedTimes`] recognises: as for samples, read without walking its keys.
-    /// `None`, with nothing consumed, for any other spelling.
+    /// A sample spelt `{"date":"…","value":…}` (see [`Scanner::go_spelt_time_then`]).
+    #[inline]
+    fn sample_as_go_writes_it(&mut self) -> Option<Sample> {
+        let (date, at) = self.go_spelt_time_then(br#"{"date":""#, br#","value":"#)?;
+        self.close_go_spelt(at, |p| p.float_value().map(|value| Sample { date, value }))
+    }
+
+    /// A latest entry spelt `{"timestamp":"…","value":"…"}` (see
+    /// [`Scanner::go_spelt_time_then`]).
     #[inline]
     fn latest_as_go_writes_it(&mut self) -> Option<LatestEntry<'a>> {
-        const TIMESTAMP_KEY: [u8; 14] = *br#"{"timestamp":""#;
-        const VALUE_KEY: [u8; 9] = *br#","value":"#;
-        let start = self.i;
-        let b = self.b;
-        let prefix: [u8; 14] = b.get(start..start + 14)?.try_into().ok()?;
-        if prefix != TIMESTAMP_KEY {
-            return None;
-        }
-        let (timestamp, len) = self.times.quick(b.get(start + 14..)?)?;
-        let value_at = start + 14 + len;
-        let key: [u8; 9] = b.get(value_at..value_at + 9)?.try_into().ok()?;
-        if key != VALUE_KEY {
-            return None;
-        }
-        self.i = value_at + 9;
-        match self.string() {
-            Some(value) if self.peek() == Some(b'}') => {
-                self.i += 1;
-                Some(LatestEntry { timestamp, value })
-            }
-            _ => {
-                self.i = start;
-                None
-            }
-        }
+        let (timestamp, at) = self.go_spelt_time_then(br#"{"timestamp":""#, br#","value":"#)?;
+        self.close_go_spelt(at, |p| {
+            p.string().map(|value| LatestEntry { timestamp, value })
+        })
     }
 
     fn control(&mut self, c: &mut Control<'a>) -> Fast<()> {
