@@ -18,7 +18,7 @@ use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
     NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
 };
-use super::time::{DateCache, QuotedTimes, Time};
+use super::time::{QuotedTimes, Time};
 use super::{Report, Str, TopologyKind};
 
 /// Bail out of the fast path.
@@ -231,8 +231,6 @@ struct Scanner<'a> {
     depth: u32,
     /// Recent timestamps' dates and tails: most timestamps are recognised from these.
     times: QuotedTimes,
-    /// The date of the last timestamp parsed in full.
-    dates: DateCache,
     /// Scratch space for one metric's samples.
     samples: Vec<Sample>,
     /// Stamps legacy counters (spec §4.3).
@@ -258,7 +256,6 @@ impl<'a> Scanner<'a> {
             i: 0,
             depth: 0,
             times: QuotedTimes::default(),
-            dates: DateCache::default(),
             samples: Vec::new(),
             now,
         }
@@ -637,11 +634,11 @@ impl<'a> Scanner<'a> {
         }
         match self.string()? {
             Cow::Borrowed(s) => {
-                let t = Time::parse_cached(s, &mut self.dates)?;
+                let t = Time::parse(s).ok()?;
                 self.times.remember(s.as_bytes(), t);
                 Some(t)
             }
-            Cow::Owned(s) => Time::parse_cached(&s, &mut self.dates),
+            Cow::Owned(s) => Time::parse(&s).ok(),
         }
     }
 
