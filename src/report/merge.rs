@@ -12,8 +12,8 @@ use std::cmp::Ordering;
 
 use super::model::{
     Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplate, MetadataTemplates,
-    Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes, PluginSpecs, Sets,
-    SortedMap, StringSet, TableTemplate, TableTemplates, Topology,
+    Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes, PluginSpecs, Sample,
+    Sets, SortedMap, StringSet, TableTemplate, TableTemplates, Topology,
 };
 use super::{Report, Str};
 
@@ -292,28 +292,43 @@ pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
         s.extend(m.samples);
         s
     } else {
-        let mut s = Vec::with_capacity(m.samples.len() + o.samples.len());
-        let mut mi = m.samples.into_iter().peekable();
-        let mut oi = o.samples.into_iter().peekable();
-        loop {
-            let ord = match (mi.peek(), oi.peek()) {
-                (Some(x), Some(y)) => x.date.cmp(&y.date),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => break,
-            };
-            match ord {
-                Ordering::Less => s.extend(mi.next()),
-                Ordering::Greater => s.extend(oi.next()),
-                Ordering::Equal => {
-                    s.extend(mi.next());
-                    oi.next();
-                }
-            }
-        }
-        s
+        interleave(m.samples, o.samples)
     };
     Metric { samples, min, max }
+}
+
+/// Samples of `m` and `o` interleaved by date, `m`'s kept on equal dates: Go's forward merge.
+///
+/// The leading samples of `m` that come before `o`'s first stay where they are and only the
+/// rest is merged, in `m`'s vector: a metric that a plugin keeps reporting overlaps the
+/// accumulated one only at its end, and rebuilding the whole series on every merge made a
+/// fold over many reports quadratic. Found by a linear scan, not a binary search, so that the
+/// result is Go's even for samples out of order.
+fn interleave(mut m: Vec<Sample>, o: Vec<Sample>) -> Vec<Sample> {
+    let Some(o_first) = o.first().map(|s| s.date) else {
+        return m;
+    };
+    let kept = m.iter().position(|s| s.date >= o_first).unwrap_or(m.len());
+    let rest = m.split_off(kept);
+    m.reserve(rest.len() + o.len());
+    let (mut mi, mut oi) = (rest.into_iter().peekable(), o.into_iter().peekable());
+    loop {
+        let ord = match (mi.peek(), oi.peek()) {
+            (Some(x), Some(y)) => x.date.cmp(&y.date),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        match ord {
+            Ordering::Less => m.extend(mi.next()),
+            Ordering::Greater => m.extend(oi.next()),
+            Ordering::Equal => {
+                m.extend(mi.next());
+                oi.next();
+            }
+        }
+    }
+    m
 }
 
 /// The smaller-overwrites pattern (§6 intro) for maps keyed by the map key: an empty side
@@ -812,6 +827,58 @@ mod tests {
             metric(&[(2, 20.0), (3, 30.0), (6, 60.0)], 0.0, 1.0),
         );
         assert_eq!(values(&m), [1.0, 20.0, 3.0, 5.0, 60.0]);
+    }
+
+    /// Go's forward merge, sample by sample: what `interleave` must equal.
+    fn forward_merge(m: &[Sample], o: &[Sample]) -> Vec<Sample> {
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < m.len() || j < o.len() {
+            let ord = match (m.get(i), o.get(j)) {
+                (Some(x), Some(y)) => x.date.cmp(&y.date),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            match ord {
+                Ordering::Less => (out.push(m[i]), i += 1),
+                Ordering::Greater => (out.push(o[j]), j += 1),
+                Ordering::Equal => (out.push(m[i]), (i, j) = (i + 1, j + 1)),
+            };
+        }
+        out
+    }
+
+    // spec §6.1.4: merging only the overlapping end in place gives Go's result, also for
+    // samples out of order (which Scope does not check either).
+    #[test]
+    fn interleave_equals_forward_merge() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as u32
+        };
+        for round in 0..2000 {
+            let mut series = |sorted: bool| {
+                let len = next(20);
+                let mut dates: Vec<u32> = (0..len).map(|_| next(40)).collect();
+                if sorted {
+                    dates.sort_unstable();
+                    dates.dedup();
+                }
+                let values: Vec<(u32, f64)> =
+                    dates.iter().map(|&d| (d, f64::from(next(1000)))).collect();
+                metric(&values, 0.0, 1.0).samples
+            };
+            let sorted = round % 4 != 0;
+            let m = series(sorted);
+            let o = series(sorted);
+            assert_eq!(
+                interleave(m.clone(), o.clone()),
+                forward_merge(&m, &o),
+                "m = {m:?}, o = {o:?}"
+            );
+        }
     }
 
     // spec §6.1.4: the side with more metrics is the receiver of shared metric merges.
