@@ -391,32 +391,34 @@ fn int(out: &mut Out, v: i64) {
 
 fn uint(out: &mut Out, v: u64) {
     const E8: u64 = 100_000_000;
-    let mut buf = [0u8; 24];
+    // Digits go straight into the output: building them on the stack and copying them over
+    // stalled on store forwarding (stores of 8 bytes read back as one of 16).
+    let start = out.buf.len();
+    out.buf.resize(start + 24, 0);
+    let text = &mut out.buf[start..];
     let len = if v < E8 {
-        leading_block(&mut buf, v as u32)
+        leading_block(text, v as u32)
     } else if v < E8 * E8 {
-        let n = leading_block(&mut buf, (v / E8) as u32);
-        buf[n..n + 8].copy_from_slice(&eight_digits((v % E8) as u32).to_le_bytes());
+        let n = leading_block(text, (v / E8) as u32);
+        text[n..n + 8].copy_from_slice(&eight_digits((v % E8) as u32).to_le_bytes());
         n + 8
     } else {
-        let n = leading_block(&mut buf, (v / (E8 * E8)) as u32);
+        let n = leading_block(text, (v / (E8 * E8)) as u32);
         let rest = v % (E8 * E8);
-        buf[n..n + 8].copy_from_slice(&eight_digits((rest / E8) as u32).to_le_bytes());
-        buf[n + 8..n + 16].copy_from_slice(&eight_digits((rest % E8) as u32).to_le_bytes());
+        text[n..n + 8].copy_from_slice(&eight_digits((rest / E8) as u32).to_le_bytes());
+        text[n + 8..n + 16].copy_from_slice(&eight_digits((rest % E8) as u32).to_le_bytes());
         n + 16
     };
-    // A fixed-size copy and a truncate: cheaper than a copy of variable length.
-    let end = out.buf.len() + len;
-    out.extend_from_slice(&buf);
-    out.buf.truncate(end);
+    out.buf.truncate(start + len);
 }
 
-/// Writes `n < 10^8` without leading zeros at the start of `buf`; returns its length.
-fn leading_block(buf: &mut [u8; 24], n: u32) -> usize {
+/// Writes `n < 10^8` without leading zeros at the start of `text` (at least 8 bytes);
+/// returns its length.
+fn leading_block(text: &mut [u8], n: u32) -> usize {
     let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
     // The first digit is the lowest byte, so the leading zeros shift out to the right.
     let digits = eight_digits(n) >> (8 * (8 - len));
-    buf[..8].copy_from_slice(&digits.to_le_bytes());
+    text[..8].copy_from_slice(&digits.to_le_bytes());
     len
 }
 
