@@ -166,13 +166,13 @@ impl TimeWriter {
         let local = t.secs.saturating_add(off * 60);
         let minute = local.div_euclid(60);
         if self.minute == Some(minute) && self.tail_key == Some((t.nanos, t.offset_min)) {
-            let mut buf = [0u8; 35];
-            buf[..17].copy_from_slice(&self.prefix);
-            buf[17..19].copy_from_slice(&PAIRS[local.rem_euclid(60) as usize]);
-            buf[19..].copy_from_slice(&self.tail);
-            // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+            // Fixed-size copies and a truncate: cheaper than a copy of variable length. Each
+            // piece goes straight to `out`; assembling them on the stack first stalled on
+            // store forwarding.
             let end = out.len() + 19 + self.tail_len;
-            out.extend_from_slice(&buf);
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(&PAIRS[local.rem_euclid(60) as usize]);
+            out.extend_from_slice(&self.tail);
             out.truncate(end);
             return;
         }
