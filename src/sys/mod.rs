@@ -8,6 +8,7 @@
 //!   variable-length event records. inotify is a hint only; the rescan is the truth (STYLE §8).
 //! - [`net::local_networks`]: the host's interface networks as CIDRs (`getifaddrs`).
 //! - [`host`]: hostname, kernel release and version (`uname`), random probe ids (`getrandom`).
+//! - [`cache::prefetch_read`]: a cache prefetch hint for the report encoder.
 //!
 //! Out of scope: deciding what to do with any of it. No protocol logic lives here, and nothing
 //! here blocks: the fds are `O_NONBLOCK` and reads drain until `WouldBlock` (mio's "Draining
@@ -18,6 +19,7 @@
 //! every raw fd is owned by an [`std::os::fd::OwnedFd`] straight after the syscall returns it.
 #![allow(unsafe_code)]
 
+pub mod cache;
 pub mod host;
 pub mod inotify;
 pub mod net;
