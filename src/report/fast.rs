@@ -233,6 +233,10 @@ struct Scanner<'a> {
     times: QuotedTimes,
     /// Scratch space for one metric's samples.
     samples: Vec<Sample>,
+    /// Scratch space for one node's latest map, copied out once at its exact size.
+    latest: SortedMap<'a, LatestEntry<'a>>,
+    /// Scratch space for one string list.
+    strings: Vec<Str<'a>>,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
 }
@@ -257,6 +261,8 @@ impl<'a> Scanner<'a> {
             depth: 0,
             times: QuotedTimes::default(),
             samples: Vec::new(),
+            latest: SortedMap::new(),
+            strings: Vec::new(),
             now,
         }
     }
@@ -657,15 +663,20 @@ impl<'a> Scanner<'a> {
         self.object(|p, key| value(p, map.slot(key)))
     }
 
+    /// Collected in a reused buffer and copied out at the exact size: growing a fresh vector
+    /// reallocated every list longer than four.
     fn string_list(&mut self) -> Fast<Vec<Str<'a>>> {
-        let mut items = Vec::new();
+        let mut items = std::mem::take(&mut self.strings);
+        items.clear();
         if !self.null() {
             self.array(|p| {
                 items.push(p.str_value()?);
                 Some(())
             })?;
         }
-        Some(items)
+        let list = items.drain(..).collect();
+        self.strings = items;
+        Some(list)
     }
 
     fn string_set(&mut self) -> Fast<StringSet<'a>> {
@@ -788,6 +799,15 @@ impl<'a> Scanner<'a> {
                 })?,
                 [b'a', b'd', b'j', b'a', b'c', b'e', b'n', b'c', b'y'] => {
                     n.adjacency = p.string_set()?
+                }
+                [b'l', b'a', b't', b'e', b's', b't'] if n.latest.is_empty() => {
+                    // Built in a reused map and moved out at its exact size: a node's seven to
+                    // ten entries took two reallocations to grow into.
+                    let mut map = std::mem::take(&mut p.latest);
+                    map.clear();
+                    p.map_into(&mut map, Self::latest_entry)?;
+                    n.latest.map = map.drain_exact();
+                    p.latest = map;
                 }
                 [b'l', b'a', b't', b'e', b's', b't'] => {
                     p.map_into(&mut n.latest.map, Self::latest_entry)?

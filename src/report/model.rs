@@ -115,6 +115,14 @@ impl<'a, V> SortedMap<'a, V> {
         &mut self.entries[at].1
     }
 
+    /// Moves every entry out into a new map whose vector is exactly as long as needed,
+    /// leaving `self` empty with its capacity, for reuse as scratch space.
+    pub(crate) fn drain_exact(&mut self) -> Self {
+        SortedMap {
+            entries: self.entries.drain(..).collect(),
+        }
+    }
+
     pub(crate) fn into_entries(self) -> Vec<(Str<'a>, V)> {
         self.entries
     }
