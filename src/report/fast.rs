@@ -674,7 +674,8 @@ impl<'a> Scanner<'a> {
                 Some(())
             })?;
         }
-        let list = items.drain(..).collect();
+        let mut list = Vec::with_capacity(items.len());
+        list.append(&mut items);
         self.strings = items;
         Some(list)
     }

@@ -118,9 +118,9 @@ impl<'a, V> SortedMap<'a, V> {
     /// Moves every entry out into a new map whose vector is exactly as long as needed,
     /// leaving `self` empty with its capacity, for reuse as scratch space.
     pub(crate) fn drain_exact(&mut self) -> Self {
-        SortedMap {
-            entries: self.entries.drain(..).collect(),
-        }
+        let mut entries = Vec::with_capacity(self.entries.len());
+        entries.append(&mut self.entries);
+        SortedMap { entries }
     }
 
     pub(crate) fn into_entries(self) -> Vec<(Str<'a>, V)> {
