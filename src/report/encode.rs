@@ -477,7 +477,9 @@ fn float(out: &mut Out, v: f64) {
         out.push(b'0');
         return;
     }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    // Whole below 1e15: the conversions are exact there, and unlike `fract` they are single
+    // instructions rather than calls into libm (x86_64's baseline has no rounding instruction).
+    if v.abs() < 1e15 && (v as i64) as f64 == v {
         int(out, v as i64);
         return;
     }
@@ -521,11 +523,17 @@ fn float(out: &mut Out, v: f64) {
 /// The test is a multiplication and, when its result is whole, one division.
 fn exact_thousandths(v: f64) -> Option<u64> {
     let scaled = v * 1000.0;
-    let whole = scaled.round();
-    // `whole < 1e15`: fifteen digits at most; `>= 1`: `v` is at least 0.001 (not below the
-    // 1e-4 where the plain form ends). Both are exact integers in an f64, and the division
-    // is correctly rounded, so equality means the decimal reads back as `v`.
-    (scaled == whole && (1.0..1e15).contains(&whole) && whole / 1000.0 == v).then_some(whole as u64)
+    // `scaled < 1e15`: fifteen digits at most; `>= 1`: `v` is at least 0.001 (not below the
+    // 1e-4 where the plain form ends). In that range the conversion to an integer and back
+    // is exact exactly when `scaled` is whole (and is an instruction, not a libm call as
+    // `round` is). The division is correctly rounded, so equality means the decimal reads
+    // back as `v`.
+    if !(1.0..1e15).contains(&scaled) {
+        return None;
+    }
+    let whole = scaled as u64;
+    let back = whole as f64;
+    (back == scaled && back / 1000.0 == v).then_some(whole)
 }
 
 /// Whether no two shortest decimal candidates can be equally close to the normal, positive
