@@ -498,9 +498,10 @@ const SMALL_SIDE: usize = 8;
 /// are; on equal keys `both(a_item, b_item)` decides. An empty side returns the other without
 /// copying.
 ///
-/// When one side is small and the other large (folding one plugin's report into the report
-/// of a thousand), the small side's entries are binary-searched into the large vector in
-/// place instead of rebuilding it: rebuilding made such a fold quadratic. The result is the
+/// When one side is small and the other larger (folding one plugin's report into the report
+/// of a thousand, or a node's few new latest entries into its map), the small side's entries
+/// are searched into the larger vector in place instead of rebuilding it: rebuilding made
+/// such a fold quadratic, and cost an allocation per merge of small maps. The result is the
 /// same either way.
 fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
     a: Vec<T>,
@@ -514,10 +515,10 @@ fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
     if b.is_empty() {
         return a;
     }
-    if b.len() <= SMALL_SIDE && a.len() > 4 * SMALL_SIDE {
+    if b.len() <= SMALL_SIDE && a.len() > SMALL_SIDE {
         return merge_in_place(a, b, &key, &mut both);
     }
-    if a.len() <= SMALL_SIDE && b.len() > 4 * SMALL_SIDE {
+    if a.len() <= SMALL_SIDE && b.len() > SMALL_SIDE {
         return merge_in_place(b, a, &key, |big, small| both(small, big));
     }
     if keys_contained(&b, &a, &key) {
