@@ -491,8 +491,9 @@ pub(crate) fn merge_dns<'a>(a: DnsRecords<'a>, b: DnsRecords<'a>) -> DnsRecords<
     ))
 }
 
-/// Below this many entries a side is merged into the other in place.
-const SMALL_SIDE: usize = 8;
+/// Up to this many entries a side is merged into a larger one in place. Sixteen covers a
+/// node's latest map (seven to ten entries, merged for every node plugins keep reporting).
+const SMALL_SIDE: usize = 16;
 
 /// Merge-join of two key-sorted, key-unique vectors: entries of one side move over as they
 /// are; on equal keys `both(a_item, b_item)` decides. An empty side returns the other without
