@@ -7,7 +7,7 @@
 
 use super::model::{
     Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
-    PluginSpec, Sets, SortedMap, StringSet, TableTemplate, Topology,
+    PluginSpec, Sample, Sets, SortedMap, StringSet, TableTemplate, Topology,
 };
 use super::time::{PAIRS, Time, TimeWriter};
 use super::{Report, STRUCT_ORDER, Str};
@@ -188,7 +188,10 @@ fn prefetch_node(n: &Node<'_>) {
         }
     }
     for (_, m) in n.metrics.iter() {
-        prefetch_read(m.samples.as_ptr());
+        // Every cache line: a metric's samples span several.
+        for line in m.samples.chunks(64 / std::mem::size_of::<Sample>().max(1)) {
+            prefetch_read(line.as_ptr());
+        }
     }
 }
 
