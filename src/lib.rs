@@ -9,7 +9,8 @@
 //! - [`plugins`]: plugin discovery (scan, IDs), the registry of plugins, validation of their
 //!   answers (§7). No sockets of its own.
 //! - [`sys`]: the only module that touches file descriptors directly (timerfd, inotify,
-//!   interface addresses, uname). The only module allowed `unsafe`.
+//!   interface addresses, uname) or the CPU (a cache prefetch hint). The only module allowed
+//!   `unsafe`.
 //! - [`host`]: the probe's own Host node, read from `/proc` and the kernel.
 //! - [`probe`]: the event loop that ties it all together.
 //! - [`publish`]: Scope apps: discovery, publishing with backoff, the control websocket and
