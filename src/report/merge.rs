@@ -703,18 +703,23 @@ mod tests {
             );
         }
     }
+
+    /// A deterministic xorshift generator of numbers below `n`, for randomized tests.
+    fn below(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     /// The galloping search of `merge_in_place` finds every place: small sides spread over,
     /// bunched in and beyond big ones of many sizes give what a map-based merge gives.
     #[test]
     fn in_place_merge_finds_every_place() {
         use std::collections::BTreeMap;
-        let mut seed = 0x1234_5678_9abc_def1_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = below(0x1234_5678_9abc_def1);
         for _ in 0..3000 {
             let (big_len, small_len, spread) = (next(200) + 33, next(8) + 1, next(400) + 1);
             let mut keys = |len: u64, tag: u32| -> Vec<(String, u32)> {
@@ -905,13 +910,8 @@ mod tests {
     // samples out of order (which Scope does not check either).
     #[test]
     fn interleave_equals_forward_merge() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n) as u32
-        };
+        let mut below = below(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| below(n) as u32;
         for round in 0..2000 {
             let mut series = |sorted: bool| {
                 let len = next(20);
