@@ -463,11 +463,11 @@ fn eight_digits(n: u32) -> u64 {
     debug_assert!(n < 100_000_000);
     // Two 32-bit lanes: the first four digits, then the last four.
     let quads = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
-    // Each lane divided by 100 (exact below 43,690), then split into 16-bit lanes of
-    // quotient and remainder.
+    // Each lane (below 10,000) divided by 100 (exact below 43,699), then split into 16-bit
+    // lanes of quotient and remainder.
     let hundreds = ((quads * 10_486) >> 20) & 0x0000_007F_0000_007F;
     let pairs = ((quads - hundreds * 100) << 16) | hundreds;
-    // Each 16-bit lane divided by 10 (exact below 1,029), then split into bytes.
+    // Each 16-bit lane (below 100) divided by 10 (exact below 179), then split into bytes.
     let tens = ((pairs * 103) >> 10) & 0x000F_000F_000F_000F;
     let digits = ((pairs - tens * 10) << 8) | tens;
     digits | 0x3030_3030_3030_3030
