@@ -1,8 +1,7 @@
 //! The fake plugin server's own tests: every behaviour, seen by a plain `UnixStream` client.
 //! Every wait is bounded; "nothing arrives" is checked with a short read timeout.
 
-#[path = "util/plugin_server.rs"]
-mod plugin_server;
+mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -13,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plugin_server::{Behaviour, PluginServer, RecordedRequest, status_line};
+use util::plugin_server::{Behaviour, PluginServer, RecordedRequest, status_line};
 
 /// Upper bound for anything that should happen promptly.
 const BOUND: Duration = Duration::from_secs(5);

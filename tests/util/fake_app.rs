@@ -402,21 +402,9 @@ struct Conn<'s> {
 impl Conn<'_> {
     /// Reads more bytes into `buf`; false on end of stream, error, stop or going down.
     fn read_more(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            if self.shared.stopped(self.epoch) {
-                return false;
-            }
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return true;
-                }
-                Err(e) if retryable(&e) => {}
-                Err(_) => return false,
-            }
-        }
+        super::read_more(&mut self.stream, &mut self.buf, || {
+            self.shared.stopped(self.epoch)
+        })
     }
 
     /// Holds the connection, discarding input, until the client closes it or we stop.
@@ -425,13 +413,6 @@ impl Conn<'_> {
             self.buf.clear();
         }
     }
-}
-
-fn retryable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 /// Writes all of `bytes` to a blocking stream.
@@ -544,16 +525,7 @@ fn read_request(conn: &mut Conn<'_>, local: SocketAddr) -> Option<AppRequest> {
         let mut req = httparse::Request::new(&mut slots);
         match req.parse(&conn.buf) {
             Ok(httparse::Status::Complete(len)) => {
-                let headers: Vec<(String, String)> = req
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_owned(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
+                let headers: Vec<(String, String)> = super::owned_headers(req.headers);
                 break (
                     len,
                     req.method.unwrap_or_default().to_owned(),
@@ -907,15 +879,6 @@ pub fn http_get(addr: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>)
         Ok(httparse::Status::Complete(len)) => len,
         other => panic!("bad answer to GET {path}: {other:?}"),
     };
-    let headers = response
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
+    let headers = super::owned_headers(response.headers);
     (response.code.unwrap_or(0), headers, raw[len..].to_vec())
 }

@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -298,16 +298,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(()),
     };
-    let headers: Vec<(String, String)> = request
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
+    let headers: Vec<(String, String)> = super::owned_headers(request.headers);
     let content_length = match headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
@@ -358,21 +349,7 @@ impl Connection<'_> {
 
     /// Reads some bytes into `buf`; false on end of stream, error or stop.
     fn read_more(&mut self) -> bool {
-        let mut chunk = [0u8; 8192];
-        loop {
-            if self.shared.stopped() {
-                return false;
-            }
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return true;
-                }
-                Err(e) if is_retryable(&e) => {}
-                Err(_) => return false,
-            }
-        }
+        super::read_more(&mut self.stream, &mut self.buf, || self.shared.stopped())
     }
 
     /// Writes all of `bytes`; false if the client is gone or the server stops.
@@ -384,7 +361,7 @@ impl Connection<'_> {
             match self.stream.write(bytes) {
                 Ok(0) => return false,
                 Ok(n) => bytes = &bytes[n..],
-                Err(e) if is_retryable(&e) => {}
+                Err(e) if super::retryable(&e) => {}
                 Err(_) => return false,
             }
         }
@@ -482,13 +459,6 @@ impl Connection<'_> {
     fn respond(&mut self, status: u16, body: &[u8]) -> bool {
         self.write_all(content_length_head(status, body.len()).as_bytes()) && self.write_all(body)
     }
-}
-
-fn is_retryable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 fn content_length_head(status: u16, len: usize) -> String {
