@@ -15,7 +15,7 @@ use util::fake_app::{
     Answer, AppWs, FakeApp, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
 };
 use util::plugin_server::{Behaviour, PluginServer, RecordedRequest};
-use util::probe_process::{ProbeProcess, plugin_status};
+use util::probe_process::{ProbeProcess, plugin_status, quick_args};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -116,21 +116,8 @@ fn setup(
     let (ctl, state) = Controller::start(&root.path().join("ctl.sock"));
     let others = more_plugins(root.path());
     let app = FakeApp::start(APP_ID);
-    let mut args = vec![
-        "--plugins-root",
-        root.path().to_str().expect("utf-8"),
-        "--hostname",
-        "testhost",
-        "--publish-interval",
-        "300ms",
-    ];
-    if !extra.contains(&"--spy-interval") {
-        args.extend_from_slice(&["--spy-interval", "100ms"]);
-    }
-    args.extend_from_slice(extra);
-    let target = app.target();
-    args.push(&target);
-    let probe = ProbeProcess::start(&args);
+    let targets = [app.target()];
+    let probe = ProbeProcess::start(&quick_args(root.path(), extra, &targets));
     let no_controls = extra.contains(&"--no-controls");
     app.wait_report_after(0, BOUND, |r| {
         plugin_status(r.json(), "ctl") == Some("ok")
@@ -658,19 +645,8 @@ fn each_app_calls_with_its_own_id_also_after_a_restart() {
     let root = tempfile::tempdir().expect("tempdir");
     let (ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
     let (a, b) = (FakeApp::start("app-a"), FakeApp::start("app-b"));
-    let (ta, tb) = (a.target(), b.target());
-    let _probe = ProbeProcess::start(&[
-        "--plugins-root",
-        root.path().to_str().expect("utf-8"),
-        "--hostname",
-        "testhost",
-        "--spy-interval",
-        "100ms",
-        "--publish-interval",
-        "300ms",
-        &ta,
-        &tb,
-    ]);
+    let targets = [a.target(), b.target()];
+    let _probe = ProbeProcess::start(&quick_args(root.path(), &[], &targets));
     for app in [&a, &b] {
         app.wait_report_after(0, BOUND, |r| {
             r.json()["Host"]["controls"]["ctl~ctrl"].is_object()
@@ -713,18 +689,8 @@ fn a_refused_upgrade_is_retried_with_backoff_while_publishing_goes_on() {
     let (_ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
     let app = FakeApp::start(APP_ID);
     app.answer_upgrades(Answer::Status(400, "\"X-Scope-Probe-ID\"".into()));
-    let target = app.target();
-    let probe = ProbeProcess::start(&[
-        "--plugins-root",
-        root.path().to_str().expect("utf-8"),
-        "--hostname",
-        "testhost",
-        "--spy-interval",
-        "100ms",
-        "--publish-interval",
-        "300ms",
-        &target,
-    ]);
+    let targets = [app.target()];
+    let probe = ProbeProcess::start(&quick_args(root.path(), &[], &targets));
     let upgrades = |r: &[util::fake_app::AppRequest]| -> Vec<Instant> {
         r.iter()
             .filter(|r| r.target == "/api/control/ws")
@@ -774,18 +740,8 @@ fn a_hung_upgrade_holds_up_neither_reports_nor_polls() {
     let (ctl, _state) = Controller::start(&root.path().join("ctl.sock"));
     let app = FakeApp::start(APP_ID);
     app.answer_upgrades(Answer::Hang);
-    let target = app.target();
-    let _probe = ProbeProcess::start(&[
-        "--plugins-root",
-        root.path().to_str().expect("utf-8"),
-        "--hostname",
-        "testhost",
-        "--spy-interval",
-        "100ms",
-        "--publish-interval",
-        "300ms",
-        &target,
-    ]);
+    let targets = [app.target()];
+    let _probe = ProbeProcess::start(&quick_args(root.path(), &[], &targets));
     assert!(app.wait_requests(BOUND, |r| r.iter().any(|r| r.target == "/api/control/ws")));
     let from = app.report_count();
     let polls = ctl.request_count();

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use util::fake_app::{Answer, AppRequest, FakeApp, http_get};
 use util::plugin_server::{Behaviour, PluginServer};
-use util::probe_process::{ProbeProcess, plugin_status};
+use util::probe_process::{ProbeProcess, plugin_status, quick_args};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -60,25 +60,8 @@ fn plugin(root: &Path, id: &str, body: Vec<u8>) -> PluginServer {
     )
 }
 
-/// The probe's arguments: the common ones of these tests, `extra`, then the app targets.
-fn args<'a>(root: &'a Path, extra: &[&'a str], targets: &'a [String]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--plugins-root",
-        root.to_str().expect("utf-8 path"),
-        "--hostname",
-        "testhost",
-        "--spy-interval",
-        "100ms",
-        "--publish-interval",
-        "300ms",
-    ];
-    args.extend_from_slice(extra);
-    args.extend(targets.iter().map(String::as_str));
-    args
-}
-
 fn probe(root: &Path, extra: &[&str], targets: &[String]) -> ProbeProcess {
-    ProbeProcess::start(&args(root, extra, targets))
+    ProbeProcess::start(&quick_args(root, extra, targets))
 }
 
 /// A port on 127.0.0.1 that nobody listens on (bound, then released).
@@ -375,7 +358,7 @@ fn an_app_that_goes_down_and_comes_back_gets_reports_again() {
     let _plug = plugin(root.path(), "plug", rich_body("plug"));
     let app = FakeApp::start("app1");
     let targets = [app.target()];
-    let mut p = LoggedProbe::start(&args(root.path(), &[], &targets));
+    let mut p = LoggedProbe::start(&quick_args(root.path(), &[], &targets));
     assert!(app.wait_reports(2, BOUND), "reports arrive");
     assert!(app.wait_ws(0, BOUND).is_some(), "control websocket open");
 
@@ -469,7 +452,7 @@ fn a_400_answer_is_logged_and_publishing_goes_on() {
         "Unsupported Content-Type: text/plain\n".into(),
     ));
     let targets = [app.target()];
-    let mut p = LoggedProbe::start(&args(root.path(), &[], &targets));
+    let mut p = LoggedProbe::start(&quick_args(root.path(), &[], &targets));
     assert!(app.wait_reports(1, BOUND), "a report arrives");
     let refused = app.reports()[0].clone();
     app.answer_reports(Answer::Normal);

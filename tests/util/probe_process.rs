@@ -2,10 +2,31 @@
 //! `--publish-stdout`) arrive on a channel, and it receives real signals.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Arguments for a probe that tests can watch closely: plugins under `root`, host `testhost`,
+/// a spy tick every 100 ms (unless `extra` sets `--spy-interval`) and a publish every 300 ms,
+/// then `extra`, then the app targets.
+pub fn quick_args<'a>(root: &'a Path, extra: &[&'a str], targets: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--plugins-root",
+        root.to_str().expect("utf-8 path"),
+        "--hostname",
+        "testhost",
+        "--publish-interval",
+        "300ms",
+    ];
+    if !extra.contains(&"--spy-interval") {
+        args.extend_from_slice(&["--spy-interval", "100ms"]);
+    }
+    args.extend_from_slice(extra);
+    args.extend(targets.iter().map(String::as_str));
+    args
+}
 
 /// A running probe. Dropping it kills the process.
 pub struct ProbeProcess {
