@@ -165,9 +165,12 @@ impl HostReporter {
 }
 
 /// Scope's `MakeSingletonMetric(now, v).WithMax(max)`: min is the value itself.
-fn singleton(now: Time, value: f64, max: f64) -> Metric {
+fn singleton(now: Time, value: f64, max: f64) -> Metric<'static> {
     Metric {
-        samples: vec![Sample { date: now, value }],
+        samples: vec![Sample {
+            date: now,
+            value: value.into(),
+        }],
         min: value,
         max,
     }
@@ -295,10 +298,10 @@ mod tests {
             nets.iter().collect::<Vec<_>>()
         );
         let cpu = node.metrics.get("host_cpu_usage_percent").expect("cpu");
-        assert!((0.0..=100.0).contains(&cpu.samples[0].value));
+        assert!((0.0..=100.0).contains(&cpu.samples[0].value.to_f64()));
         assert_eq!(cpu.max, 100.0);
         let mem = node.metrics.get("host_mem_usage_bytes").expect("memory");
-        assert!(mem.max > 0.0 && mem.samples[0].value <= mem.max);
+        assert!(mem.max > 0.0 && mem.samples[0].value.to_f64() <= mem.max);
         assert!(node.metrics.get("load1").is_some());
         assert!(host.metadata_templates.get("uptime").is_some());
         assert!(host.metric_templates.get("load1").is_some());

@@ -24,8 +24,8 @@ use serde_json::value::RawValue;
 use super::error::DecodeError;
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, Metric, MetricTemplate,
-    Node, NodeSet, PluginSpec, PluginSpecs, Sample, Sampling, SortedMap, StringSet, TableTemplate,
-    Topology,
+    Node, NodeSet, Number, PluginSpec, PluginSpecs, Sample, Sampling, SortedMap, StringSet,
+    TableTemplate, Topology,
 };
 use super::time::Time;
 use super::{Report, Str, TopologyKind};
@@ -283,13 +283,13 @@ struct_over!(
     PluginSpec
 );
 
-impl<'de> DecodeOver<'de> for Metric {
+impl<'de> DecodeOver<'de> for Metric<'de> {
     fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
 }
 
-impl<'de> DecodeOver<'de> for Sample {
+impl<'de> DecodeOver<'de> for Sample<'de> {
     fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(StructVisitor(self, cx))
     }
@@ -541,6 +541,31 @@ impl<'de> Visitor<'de> for LenientFloat {
     }
     fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
         Ok(0.0)
+    }
+}
+
+/// A sample value: a plain number keeps its text (see [`Number`]); other spellings are read
+/// as [`LenientFloat`] reads them.
+struct LenientNumber;
+
+impl<'de> DeserializeSeed<'de> for LenientNumber {
+    type Value = Number<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Number<'de>, D::Error> {
+        let raw: &'de RawValue = serde::Deserialize::deserialize(d)?;
+        let text = raw.get();
+        if let Some(n) = Number::from_json_text(text) {
+            return Ok(n);
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        LenientFloat
+            .deserialize(&mut de)
+            .map(Number::from)
+            .map_err(|e| {
+                // The position is within the token; the caller's error names where it is.
+                let message = e.to_string();
+                let within = format!(" at line {} column {}", e.line(), e.column());
+                D::Error::custom(message.strip_suffix(&within).unwrap_or(&message))
+            })
     }
 }
 
@@ -954,7 +979,7 @@ impl<'de> Fields<'de> for LatestEntry<'de> {
     }
 }
 
-impl<'de> Fields<'de> for Metric {
+impl<'de> Fields<'de> for Metric<'de> {
     const EXPECTING: &'static str = "a metric object";
     fn field<A: MapAccess<'de>>(
         &mut self,
@@ -972,7 +997,7 @@ impl<'de> Fields<'de> for Metric {
     }
 }
 
-impl<'de> Fields<'de> for Sample {
+impl<'de> Fields<'de> for Sample<'de> {
     const EXPECTING: &'static str = "a sample object";
     fn field<A: MapAccess<'de>>(
         &mut self,
@@ -982,7 +1007,7 @@ impl<'de> Fields<'de> for Sample {
     ) -> Result<(), A::Error> {
         match key {
             "date" => map.next_value_seed(TimeOver(&mut self.date, cx.times))?,
-            "value" => self.value = map.next_value_seed(LenientFloat)?,
+            "value" => self.value = map.next_value_seed(LenientNumber)?,
             _ => skip(map)?,
         }
         Ok(())

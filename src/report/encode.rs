@@ -6,7 +6,7 @@
 //! order. Does not own compression or transport.
 
 use super::model::{
-    Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node,
+    Column, Control, DnsRecords, LatestMap, MetadataTemplate, Metric, MetricTemplate, Node, Number,
     PluginSpec, Sample, Sets, SortedMap, StringSet, TableTemplate, Topology,
 };
 use super::time::{PAIRS, Time, TimeWriter};
@@ -282,7 +282,7 @@ fn metric(out: &mut Out, m: &Metric) {
             w.out.extend_from_slice(b"{\"date\":");
             time(w.out, &s.date);
             w.out.extend_from_slice(b",\"value\":");
-            float(w.out, s.value);
+            number(w.out, s.value);
             w.out.push(b'}');
         }
         w.out.push(b']');
@@ -475,6 +475,15 @@ fn eight_digits(n: u32) -> u64 {
 
 /// Shortest text that reads back as the same `f64`. Decoded values are always finite; a
 /// non-finite value built in code is written as 0 to keep the output valid JSON.
+/// A sample value: kept text as it came (see [`Number`]), a float as [`float`] writes it.
+#[inline]
+fn number(out: &mut Out, n: Number<'_>) {
+    match n.json_text() {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
+        None => float(out, n.to_f64()),
+    }
+}
+
 fn float(out: &mut Out, v: f64) {
     if !v.is_finite() {
         out.push(b'0');
@@ -695,11 +704,19 @@ mod tests {
         let mut out = new_out();
         metric(&mut out, &Metric::default());
         assert_eq!(String::from_utf8(out.buf).unwrap(), r#"{"min":0,"max":0}"#);
+        let date = Time::parse("2023-06-01T09:30:17.250+02:00").unwrap();
         let m = Metric {
-            samples: vec![Sample {
-                date: Time::parse("2023-06-01T09:30:17.250+02:00").unwrap(),
-                value: 1.5,
-            }],
+            samples: vec![
+                Sample {
+                    date,
+                    value: 1.5.into(),
+                },
+                // A decoded plain number goes out as it came (spec §4.2, see `Number`).
+                Sample {
+                    date,
+                    value: Number::from_json_text("-2.50").unwrap(),
+                },
+            ],
             min: 0.25,
             max: 1e21,
         };
@@ -708,7 +725,7 @@ mod tests {
         let s = String::from_utf8(out.buf).unwrap();
         assert_eq!(
             s,
-            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5}],"min":0.25,"max":1e21}"#
+            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5},{"date":"2023-06-01T09:30:17.25+02:00","value":-2.50}],"min":0.25,"max":1e21}"#
         );
     }
 

@@ -39,9 +39,9 @@ impl<'a> StringSet<'a> {
     }
 }
 
-impl Metric {
+impl<'a> Metric<'a> {
     /// `Metric.Merge` (spec §6.1.4); `self` is the receiver.
-    pub fn merge(&mut self, other: Metric) {
+    pub fn merge(&mut self, other: Metric<'a>) {
         *self = merge_metric(std::mem::take(self), other);
     }
 }
@@ -272,7 +272,7 @@ pub(crate) fn merge_metrics<'a>(a: Metrics<'a>, b: Metrics<'a>) -> Metrics<'a> {
 /// `Metric.Merge(m, o)` (§6.1.4), `m` is the receiver: an empty side returns the other whole
 /// (bounds included); disjoint ranges are concatenated; otherwise samples interleave by date
 /// and on equal dates `m`'s sample is kept.
-pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
+pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     if m.samples.is_empty() {
         return o;
     }
@@ -304,7 +304,7 @@ pub(crate) fn merge_metric(m: Metric, o: Metric) -> Metric {
 /// accumulated one only at its end, and rebuilding the whole series on every merge made a
 /// fold over many reports quadratic. Found by a linear scan, not a binary search, so that the
 /// result is Go's even for samples out of order.
-fn interleave(mut m: Vec<Sample>, o: Vec<Sample>) -> Vec<Sample> {
+fn interleave<'a>(mut m: Vec<Sample<'a>>, o: Vec<Sample<'a>>) -> Vec<Sample<'a>> {
     let Some(o_first) = o.first().map(|s| s.date) else {
         return m;
     };
@@ -769,13 +769,13 @@ mod tests {
         StringSet::from_unsorted(items.iter().map(|s| Cow::Borrowed(*s)).collect())
     }
 
-    fn metric(samples: &[(u32, f64)], min: f64, max: f64) -> Metric {
+    fn metric(samples: &[(u32, f64)], min: f64, max: f64) -> Metric<'static> {
         Metric {
             samples: samples
                 .iter()
                 .map(|&(d, v)| Sample {
                     date: t(d),
-                    value: v,
+                    value: v.into(),
                 })
                 .collect(),
             min,
@@ -784,7 +784,7 @@ mod tests {
     }
 
     fn values(m: &Metric) -> Vec<f64> {
-        m.samples.iter().map(|s| s.value).collect()
+        m.samples.iter().map(|s| s.value.to_f64()).collect()
     }
 
     // spec §6.1.1: sorted union without duplicates.
@@ -889,7 +889,7 @@ mod tests {
     }
 
     /// Go's forward merge, sample by sample: what `interleave` must equal.
-    fn forward_merge(m: &[Sample], o: &[Sample]) -> Vec<Sample> {
+    fn forward_merge(m: &[Sample<'static>], o: &[Sample<'static>]) -> Vec<Sample<'static>> {
         let (mut i, mut j, mut out) = (0, 0, Vec::new());
         while i < m.len() || j < o.len() {
             let ord = match (m.get(i), o.get(j)) {

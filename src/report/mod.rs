@@ -41,7 +41,7 @@ pub use error::DecodeError;
 pub use model::{
     Column, Control, Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplate,
     MetadataTemplates, Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes,
-    PluginSpec, PluginSpecs, Sample, Sampling, Sets, SortedMap, StringSet, TableTemplate,
+    Number, PluginSpec, PluginSpecs, Sample, Sampling, Sets, SortedMap, StringSet, TableTemplate,
     TableTemplates, Topology,
 };
 pub use time::Time;

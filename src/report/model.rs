@@ -265,20 +265,133 @@ impl<'a> LatestMap<'a> {
     }
 }
 
+/// A metric sample's value (spec §4.2): the number text a plugin sent, or a float.
+///
+/// Sample values only pass through the probe (merges order samples by date and never look at
+/// their values), so a decoded value keeps its JSON text, borrowed from the body, and is
+/// written back as it came. Scope's app then parses exactly the plugin's text, just as when
+/// Go's probe reads and rewrites the float: Go's parse is correctly rounded and its writer
+/// round-trips, so both give the app the same `float64`. Reading and rewriting every sample
+/// was a fifth of the decode + merge + encode pipeline.
+///
+/// Equality is by value: `Number::from(1.5)` equals the text `1.50`.
+#[derive(Clone, Copy)]
+pub struct Number<'a>(NumberRepr<'a>);
+
+#[derive(Clone, Copy)]
+enum NumberRepr<'a> {
+    /// A JSON number without exponent (`-?int(.frac)?`) whose value is finite.
+    Text(&'a str),
+    Float(f64),
+}
+
+impl<'a> Number<'a> {
+    /// Integer digits a text may have and still be a finite `f64` (below `1e308`).
+    pub(crate) const MAX_TEXT_INT_DIGITS: usize = 308;
+
+    /// `text` kept as it is if it is a JSON number without exponent (`-?int(.frac)?`) whose
+    /// value is a finite `f64`; `None` otherwise (such spellings are read as floats).
+    pub fn from_json_text(text: &'a str) -> Option<Number<'a>> {
+        let b = text.as_bytes();
+        let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+        let int_len = unsigned.iter().take_while(|c| c.is_ascii_digit()).count();
+        let valid_int = match unsigned.first() {
+            Some(b'0') => int_len == 1,
+            Some(_) => (1..=Self::MAX_TEXT_INT_DIGITS).contains(&int_len),
+            None => false,
+        };
+        let valid_rest = match &unsigned[int_len..] {
+            [] => true,
+            [b'.', fraction @ ..] => {
+                !fraction.is_empty() && fraction.iter().all(u8::is_ascii_digit)
+            }
+            _ => false,
+        };
+        (valid_int && valid_rest).then_some(Number(NumberRepr::Text(text)))
+    }
+
+    /// Text the decoder has already checked as [`Number::from_json_text`] would.
+    pub(crate) fn checked_text(text: &'a str) -> Number<'a> {
+        debug_assert!(
+            Self::from_json_text(text).is_some(),
+            "not a number text: {text:?}"
+        );
+        Number(NumberRepr::Text(text))
+    }
+
+    /// The value: the text parsed with correct rounding (as Go's `strconv.ParseFloat`).
+    pub fn to_f64(self) -> f64 {
+        match self.0 {
+            // Checked text always parses, to a finite value.
+            NumberRepr::Text(text) => text.parse().unwrap_or(0.0),
+            NumberRepr::Float(v) => v,
+        }
+    }
+
+    /// The JSON text kept from the body, if the value came as one.
+    pub fn json_text(self) -> Option<&'a str> {
+        match self.0 {
+            NumberRepr::Text(text) => Some(text),
+            NumberRepr::Float(_) => None,
+        }
+    }
+
+    /// The same value, owning nothing: kept text becomes its float.
+    pub fn into_owned(self) -> Number<'static> {
+        Number(NumberRepr::Float(self.to_f64()))
+    }
+}
+
+impl Default for Number<'_> {
+    fn default() -> Self {
+        Number(NumberRepr::Float(0.0))
+    }
+}
+
+impl From<f64> for Number<'_> {
+    fn from(v: f64) -> Self {
+        Number(NumberRepr::Float(v))
+    }
+}
+
+impl PartialEq for Number<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.0, other.0) {
+            (NumberRepr::Text(a), NumberRepr::Text(b)) if a == b => true,
+            _ => self.to_f64() == other.to_f64(),
+        }
+    }
+}
+
+impl PartialEq<f64> for Number<'_> {
+    fn eq(&self, other: &f64) -> bool {
+        self.to_f64() == *other
+    }
+}
+
+impl std::fmt::Debug for Number<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            NumberRepr::Text(text) => f.write_str(text),
+            NumberRepr::Float(v) => std::fmt::Debug::fmt(&v, f),
+        }
+    }
+}
+
 /// One metric sample (spec §4.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Sample {
+pub struct Sample<'a> {
     /// When it was taken.
     pub date: Time,
     /// The value.
-    pub value: f64,
+    pub value: Number<'a>,
 }
 
 /// A time series with display bounds (spec §4.2).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Metric {
+pub struct Metric<'a> {
     /// Samples in strictly increasing date order (not checked; merges rely on it).
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Sample<'a>>,
     /// Lower display bound.
     pub min: f64,
     /// Upper display bound.
@@ -286,7 +399,7 @@ pub struct Metric {
 }
 
 /// Metric id → metric.
-pub type Metrics<'a> = SortedMap<'a, Metric>;
+pub type Metrics<'a> = SortedMap<'a, Metric<'a>>;
 
 /// A node (spec §4).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -593,6 +706,47 @@ impl<'a> PluginSpecs<'a> {
 mod tests {
     use super::*;
     use std::borrow::Cow;
+
+    // Spec §4.2: a sample value is a JSON number; plain spellings are kept as text.
+    #[test]
+    fn number_keeps_plain_json_text_only() {
+        for plain in [
+            "0",
+            "-0",
+            "7",
+            "-12.50",
+            "0.000001",
+            "90.90740686605085",
+            "1.0",
+        ] {
+            let n = Number::from_json_text(plain).expect(plain);
+            assert_eq!(n.json_text(), Some(plain));
+            assert_eq!(n.to_f64(), plain.parse::<f64>().unwrap(), "{plain}");
+        }
+        let huge = "9".repeat(Number::MAX_TEXT_INT_DIGITS);
+        assert!(Number::from_json_text(&huge).is_some_and(|n| n.to_f64().is_finite()));
+        let too_huge = "9".repeat(Number::MAX_TEXT_INT_DIGITS + 1);
+        for other in [
+            "", "-", "+1", "01", "-01", "1.", ".5", "1e3", "1E-3", "1.5e2", "0x10", "1 ", " 1",
+            "1.2.3", "NaN", "\"1\"", "null", &too_huge,
+        ] {
+            assert!(Number::from_json_text(other).is_none(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn number_compares_and_owns_by_value() {
+        let text = Number::from_json_text("1.50").unwrap();
+        assert_eq!(text, Number::from(1.5));
+        assert_eq!(text, 1.5);
+        assert_ne!(text, Number::from(1.25));
+        assert_eq!(Number::default(), 0.0);
+        let owned: Number<'static> = text.into_owned();
+        assert_eq!((owned.json_text(), owned.to_f64()), (None, 1.5));
+        assert_eq!(format!("{text:?} {:?}", Number::from(2.0)), "1.50 2.0");
+        // Niche-packed: a sample is no bigger than its date and a pointer and length.
+        assert_eq!(std::mem::size_of::<Number<'_>>(), 16);
+    }
 
     #[test]
     fn sorted_map_keeps_order_and_replaces() {

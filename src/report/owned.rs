@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use super::model::{
-    Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, MetricTemplate, Node,
-    NodeSet, PluginSpec, PluginSpecs, SortedMap, StringSet, TableTemplate, Topology,
+    Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, Metric, MetricTemplate,
+    Node, NodeSet, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate, Topology,
 };
 use super::{Report, Str};
 
@@ -119,6 +119,21 @@ fn control(c: Control<'_>) -> Control<'static> {
     }
 }
 
+fn metric(m: Metric<'_>) -> Metric<'static> {
+    Metric {
+        samples: m
+            .samples
+            .into_iter()
+            .map(|sample| Sample {
+                date: sample.date,
+                value: sample.value.into_owned(),
+            })
+            .collect(),
+        min: m.min,
+        max: m.max,
+    }
+}
+
 fn node(n: Node<'_>) -> Node<'static> {
     Node {
         id: s(n.id),
@@ -131,7 +146,7 @@ fn node(n: Node<'_>) -> Node<'static> {
                 value: s(e.value),
             }),
         },
-        metrics: n.metrics.map_entries(|k, v| (s(k), v)),
+        metrics: keys(n.metrics, metric),
         parents: keys(n.parents, set),
         children: NodeSet {
             nodes: n.children.nodes.into_iter().map(node).collect(),

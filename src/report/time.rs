@@ -69,7 +69,7 @@ impl QuotedTimes {
     /// recognises, returns its value and the length of its text with the closing quote. The
     /// value is the one [`Time::parse`] gives, because everything not parsed here is bytes
     /// equal to text that was parsed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn quick(&self, b: &[u8]) -> Option<(Time, usize)> {
         let days = self.days?;
         let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
