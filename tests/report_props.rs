@@ -62,6 +62,11 @@ fn fast_path_agrees(body: &[u8]) -> Result<(), TestCaseError> {
             ))
         })?;
         prop_assert_eq!(&fast, &reference, "{}", String::from_utf8_lossy(body));
+        // Sample values compare by value; the texts they keep must agree too.
+        let (mut fast_json, mut reference_json) = (Vec::new(), Vec::new());
+        encode(&fast, &mut fast_json);
+        encode(&reference, &mut reference_json);
+        prop_assert_eq!(fast_json, reference_json);
     }
     let public = decode_plugin_report(body, now());
     let reference = decode_reference(body, now());
@@ -274,16 +279,21 @@ fn number() -> impl Strategy<Value = Value> {
         Just(json!(100.0)),
         Just(json!(1e21)),
         Just(json!(0.1)),
+        Just(json!(-0.0)),
+        Just(json!(90.90740686605085)),
+        Just(json!("2.5")),
+        Just(Value::Null),
     ]
 }
 
 fn metric() -> impl Strategy<Value = Value> {
     (
         prop::collection::btree_set(0..TIMES.len() - 2, 0..4),
+        prop::collection::vec(number(), 4),
         number(),
         number(),
     )
-        .prop_map(|(dates, min, max)| {
+        .prop_map(|(dates, values, min, max)| {
             // Strictly increasing dates (the vectors' validity rule).
             let mut ordered: Vec<&str> = dates.into_iter().map(|i| TIMES[i]).collect();
             ordered.sort_by_key(|s| Time::parse(s).expect("valid time"));
@@ -291,7 +301,7 @@ fn metric() -> impl Strategy<Value = Value> {
             let samples: Vec<Value> = ordered
                 .iter()
                 .enumerate()
-                .map(|(i, d)| json!({"date": d, "value": i as f64 * 1.5}))
+                .map(|(i, d)| json!({"date": d, "value": values[i]}))
                 .collect();
             json!({"samples": samples, "min": min, "max": max})
         })
