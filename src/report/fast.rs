@@ -146,9 +146,6 @@ pub(crate) fn simple_f64(text: &str) -> Option<f64> {
     Some(if negative { -f } else { f })
 }
 
-/// Reads the run of ASCII digits at `b[j..]` into `significand` (wrapping: callers reject runs
-/// too long for it by their count). Returns the index after the run and its length.
-#[inline]
 /// Where the run of ASCII digits starting at `j` ends.
 fn digits_end(b: &[u8], mut j: usize) -> usize {
     while let Some(word) = b.get(j..j + 8) {
@@ -167,7 +164,7 @@ fn digits_end(b: &[u8], mut j: usize) -> usize {
 /// Where the number starting at `start` ends if it is plain: `-?int(.frac)?`, no exponent, at
 /// most [`Number::MAX_TEXT_INT_DIGITS`] integer digits. `None` for any other spelling.
 #[inline(always)]
-fn plain_number_end(b: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn plain_number_end(b: &[u8], start: usize) -> Option<usize> {
     let int_start = start + usize::from(b.get(start) == Some(&b'-'));
     let int_end = match b.get(int_start) {
         Some(b'0') => int_start + 1,
@@ -187,6 +184,9 @@ fn plain_number_end(b: &[u8], start: usize) -> Option<usize> {
     (!matches!(b.get(end), Some(b'e' | b'E'))).then_some(end)
 }
 
+/// Reads the run of ASCII digits at `b[j..]` into `significand` (wrapping: callers reject runs
+/// too long for it by their count). Returns the index after the run and its length.
+#[inline]
 fn digit_run(b: &[u8], mut j: usize, significand: &mut u64) -> (usize, u32) {
     let start = j;
     // Up to eight digits per step: sample values have up to seventeen.
@@ -1033,7 +1033,7 @@ impl<'a> Scanner<'a> {
     /// Reads a value at `at` with `value` and the closing `}` of an entry that began at `self.i`;
     /// on any other spelling, restores `self.i` and returns `None` (the object walk then reads
     /// the entry, and bails if it is malformed).
-    #[inline(always)]
+    #[inline]
     fn close_go_spelt<T>(
         &mut self,
         at: usize,
@@ -1221,6 +1221,7 @@ mod tests {
                 }
                 let (end, n) = digit_run(text.as_bytes(), 1, &mut got);
                 assert_eq!((got, end, n), (want, 1 + len, len as u32), "{text:?}");
+                assert_eq!(digits_end(text.as_bytes(), 1), 1 + len, "{text:?}");
             }
         }
         assert_eq!(leading_digits(u64::from_le_bytes(*b"0123456/")), 7);

@@ -388,7 +388,8 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// Copies every borrowed string so the report outlives its input.
+    /// Copies every borrowed string (sample values kept as text become their floats) so the
+    /// report outlives its input.
     pub fn into_owned(self) -> Report<'static> {
         owned::report(self)
     }

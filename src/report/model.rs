@@ -292,22 +292,9 @@ impl<'a> Number<'a> {
     /// `text` kept as it is if it is a JSON number without exponent (`-?int(.frac)?`) whose
     /// value is a finite `f64`; `None` otherwise (such spellings are read as floats).
     pub fn from_json_text(text: &'a str) -> Option<Number<'a>> {
-        let b = text.as_bytes();
-        let unsigned = b.strip_prefix(b"-").unwrap_or(b);
-        let int_len = unsigned.iter().take_while(|c| c.is_ascii_digit()).count();
-        let valid_int = match unsigned.first() {
-            Some(b'0') => int_len == 1,
-            Some(_) => (1..=Self::MAX_TEXT_INT_DIGITS).contains(&int_len),
-            None => false,
-        };
-        let valid_rest = match &unsigned[int_len..] {
-            [] => true,
-            [b'.', fraction @ ..] => {
-                !fraction.is_empty() && fraction.iter().all(u8::is_ascii_digit)
-            }
-            _ => false,
-        };
-        (valid_int && valid_rest).then_some(Number(NumberRepr::Text(text)))
+        // The decoder's own grammar, so the two cannot disagree.
+        (super::fast::plain_number_end(text.as_bytes(), 0) == Some(text.len()))
+            .then_some(Number(NumberRepr::Text(text)))
     }
 
     /// Text the decoder has already checked as [`Number::from_json_text`] would.

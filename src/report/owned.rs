@@ -1,5 +1,6 @@
-//! [`Report::into_owned`](super::Report::into_owned): copies every borrowed string so a
-//! report can outlive the body it was decoded from. Owns nothing else.
+//! [`Report::into_owned`](super::Report::into_owned): copies every borrowed string, and turns
+//! sample values kept as text into their floats, so a report can outlive the body it was
+//! decoded from. Owns nothing else.
 
 use std::borrow::Cow;
 
