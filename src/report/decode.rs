@@ -21,7 +21,7 @@ use serde::de::{
 };
 use serde_json::value::RawValue;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, message_without_position};
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, Metric, MetricTemplate,
     Node, NodeSet, Number, PluginSpec, PluginSpecs, Sample, Sampling, SortedMap, StringSet,
@@ -560,12 +560,8 @@ impl<'de> DeserializeSeed<'de> for LenientNumber {
         LenientFloat
             .deserialize(&mut de)
             .map(Number::from)
-            .map_err(|e| {
-                // The position is within the token; the caller's error names where it is.
-                let message = e.to_string();
-                let within = format!(" at line {} column {}", e.line(), e.column());
-                D::Error::custom(message.strip_suffix(&within).unwrap_or(&message))
-            })
+            // The position is within the token; the caller's error names where it is.
+            .map_err(|e| D::Error::custom(message_without_position(&e)))
     }
 }
 

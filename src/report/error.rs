@@ -18,6 +18,16 @@ pub struct DecodeError {
     path: Option<String>,
 }
 
+/// `err`'s message without the " at line L column C" serde_json appends: callers say where
+/// the fault is their own way (a byte offset, or the position of an enclosing token).
+pub(crate) fn message_without_position(err: &serde_json::Error) -> String {
+    let full = err.to_string();
+    match full.rfind(" at line ") {
+        Some(i) if err.line() != 0 => full[..i].to_owned(),
+        _ => full,
+    }
+}
+
 impl DecodeError {
     pub(crate) fn utf8(valid_up_to: usize) -> DecodeError {
         DecodeError {
@@ -28,14 +38,8 @@ impl DecodeError {
     }
 
     pub(crate) fn from_json(text: &str, err: &serde_json::Error, path: Option<String>) -> Self {
-        let full = err.to_string();
-        // serde_json appends " at line L column C"; we report a byte offset instead.
-        let what = match full.rfind(" at line ") {
-            Some(i) if err.line() != 0 => full[..i].to_owned(),
-            _ => full,
-        };
         DecodeError {
-            what,
+            what: message_without_position(err),
             offset: byte_offset(text, err.line(), err.column()),
             path: path.filter(|p| !p.is_empty()),
         }
