@@ -410,6 +410,7 @@ fn plugin_spec(out: &mut Out, s: &PluginSpec<'_>) {
     w.close();
 }
 
+#[inline]
 fn time(out: &mut Out, t: &Time) {
     out.push(b'"');
     out.times.write(t, &mut out.buf);
@@ -478,8 +479,8 @@ fn eight_digits(n: u32) -> u64 {
 /// A sample value: kept text as it came (see [`Number`]), a float as [`float`] writes it.
 #[inline]
 fn number(out: &mut Out, n: Number<'_>) {
-    match n.json_text() {
-        Some(text) => out.extend_from_slice(text.as_bytes()),
+    match n.json_bytes() {
+        Some(text) => short_text(out, text),
         None => float(out, n.to_f64()),
     }
 }
@@ -603,15 +604,29 @@ fn string(out: &mut Out, s: &str) {
     }
     let rest = chunks.remainder();
     // Pad the tail with spaces (never special), copy the whole word and cut it back.
-    let mut word = [b' '; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    if super::fast::special_in_word(u64::from_le_bytes(word)).is_some() {
+    let word = super::fast::space_padded_word(rest);
+    if super::fast::special_in_word(word).is_some() {
         return escaped_string(out, bytes, done);
     }
     let end = out.buf.len() + rest.len();
-    out.extend_from_slice(&word);
+    out.extend_from_slice(&word.to_le_bytes());
     out.buf.truncate(end);
     out.push(b'"');
+}
+
+/// Appends `bytes` eight at a time, for short texts such as numbers: fixed-size copies and a
+/// truncate instead of a call to `memcpy`.
+fn short_text(out: &mut Out, bytes: &[u8]) {
+    out.reserve(bytes.len() + 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word: [u8; 8] = chunk.try_into().unwrap_or_default();
+        out.extend_from_slice(&word);
+    }
+    let rest = chunks.remainder();
+    let end = out.buf.len() + rest.len();
+    out.extend_from_slice(&super::fast::space_padded_word(rest).to_le_bytes());
+    out.buf.truncate(end);
 }
 
 /// The rest of [`string`] from `bytes[start..]`, for a string with bytes to escape.
@@ -727,6 +742,23 @@ mod tests {
             s,
             r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5},{"date":"2023-06-01T09:30:17.25+02:00","value":-2.50}],"min":0.25,"max":1e21}"#
         );
+    }
+
+    // Kept number texts of every length go out whole, whatever their split into words.
+    #[test]
+    fn number_texts_of_any_length_are_copied_exactly() {
+        let digits = "-12345678901234567890.123456789";
+        for len in 1..digits.len() {
+            let text = digits[..len].trim_end_matches('.');
+            let Some(n) = Number::from_json_text(text) else {
+                continue;
+            };
+            let mut out = new_out();
+            out.push(b'[');
+            number(&mut out, n);
+            out.push(b']');
+            assert_eq!(String::from_utf8(out.buf).unwrap(), format!("[{text}]"));
+        }
     }
 
     // The last-timestamp shortcut only reuses text for the same instant *and* offset.

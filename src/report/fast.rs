@@ -59,13 +59,37 @@ pub(crate) fn special_byte(s: &[u8]) -> Option<usize> {
     if rest.is_empty() {
         return None;
     }
-    // Most keys and many values are shorter than a word: pad the tail with spaces (never
-    // special) and test it as one word instead of byte by byte.
-    let mut word = [b' '; 8];
-    for (w, &c) in word.iter_mut().zip(rest) {
-        *w = c;
-    }
-    special_in_word(u64::from_le_bytes(word)).map(|at| i + at)
+    // Most keys and many values are shorter than a word: test the tail as one word padded
+    // with spaces (never special) instead of byte by byte.
+    special_in_word(space_padded_word(rest)).map(|at| i + at)
+}
+
+/// `tail` (shorter than eight bytes) as a little-endian word, padded with spaces.
+///
+/// Built from two overlapping loads of four, two or one bytes: a short copy of variable length
+/// otherwise becomes a call to `memcpy`, which costs more than the few bytes it moves.
+#[inline]
+pub(crate) fn space_padded_word(tail: &[u8]) -> u64 {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let len = tail.len();
+    debug_assert!(len < 8);
+    let word = match len {
+        0 => 0,
+        1 => u64::from(tail[0]),
+        2 | 3 => {
+            let lo = u16::from_le_bytes([tail[0], tail[1]]);
+            let hi = u16::from_le_bytes([tail[len - 2], tail[len - 1]]);
+            u64::from(lo) | u64::from(hi) << (8 * (len - 2))
+        }
+        _ => {
+            let lo = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+            let hi =
+                u32::from_le_bytes([tail[len - 4], tail[len - 3], tail[len - 2], tail[len - 1]]);
+            u64::from(lo) | u64::from(hi) << (8 * (len - 4))
+        }
+    };
+    // `len < 8`, so the shift stays inside the word.
+    word | SPACES.checked_shl(8 * len as u32).unwrap_or(0)
 }
 
 /// Index of the first `"`, `\\` or control byte in the little-endian `word`.
@@ -645,7 +669,7 @@ impl<'a> Scanner<'a> {
         self.ws();
         match plain_number_end(self.b, self.i) {
             Some(end) => {
-                let text = self.text.get(self.i..end)?;
+                let text = self.b.get(self.i..end)?;
                 self.i = end;
                 Some(Number::checked_text(text))
             }
@@ -1067,7 +1091,7 @@ impl<'a> Scanner<'a> {
         let Some(end) = plain_number_end(self.b, at) else {
             return false;
         };
-        let (Some(text), Some(b'}')) = (self.text.get(at..end), self.b.get(end)) else {
+        let (Some(text), Some(b'}')) = (self.b.get(at..end), self.b.get(end)) else {
             return false;
         };
         samples.push(Sample {
@@ -1181,6 +1205,27 @@ mod tests {
 
     fn now() -> Time {
         Time::parse("2099-01-01T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn space_padded_word_is_the_tail_then_spaces() {
+        let bytes = b"\x01\"a\\\xff7z";
+        for len in 0..8 {
+            let tail = &bytes[..len];
+            let mut expected = [b' '; 8];
+            expected[..len].copy_from_slice(tail);
+            assert_eq!(
+                space_padded_word(tail).to_le_bytes(),
+                expected,
+                "{len} bytes"
+            );
+            assert_eq!(
+                special_byte(tail),
+                tail.iter()
+                    .position(|&b| b < 0x20 || b == b'"' || b == b'\\'),
+                "{len} bytes"
+            );
+        }
     }
 
     /// Whatever the fast path accepts, the reference accepts with the same result; and it

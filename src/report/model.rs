@@ -280,8 +280,10 @@ pub struct Number<'a>(NumberRepr<'a>);
 
 #[derive(Clone, Copy)]
 enum NumberRepr<'a> {
-    /// A JSON number without exponent (`-?int(.frac)?`) whose value is finite.
-    Text(&'a str),
+    /// A JSON number without exponent (`-?int(.frac)?`) whose value is finite: ASCII, so
+    /// always UTF-8. Bytes rather than `&str` because cutting a `&str` out of the body checks
+    /// both ends for character boundaries, for every sample.
+    Text(&'a [u8]),
     Float(f64),
 }
 
@@ -294,13 +296,13 @@ impl<'a> Number<'a> {
     pub fn from_json_text(text: &'a str) -> Option<Number<'a>> {
         // The decoder's own grammar, so the two cannot disagree.
         (super::fast::plain_number_end(text.as_bytes(), 0) == Some(text.len()))
-            .then_some(Number(NumberRepr::Text(text)))
+            .then_some(Number(NumberRepr::Text(text.as_bytes())))
     }
 
-    /// Text the decoder has already checked as [`Number::from_json_text`] would.
-    pub(crate) fn checked_text(text: &'a str) -> Number<'a> {
+    /// Bytes the decoder has already checked as [`Number::from_json_text`] would.
+    pub(crate) fn checked_text(text: &'a [u8]) -> Number<'a> {
         debug_assert!(
-            Self::from_json_text(text).is_some(),
+            super::fast::plain_number_end(text, 0) == Some(text.len()),
             "not a number text: {text:?}"
         );
         Number(NumberRepr::Text(text))
@@ -309,14 +311,24 @@ impl<'a> Number<'a> {
     /// The value: the text parsed with correct rounding (as Go's `strconv.ParseFloat`).
     pub fn to_f64(self) -> f64 {
         match self.0 {
-            // Checked text always parses, to a finite value.
-            NumberRepr::Text(text) => text.parse().unwrap_or(0.0),
+            // Checked text is ASCII and always parses, to a finite value.
+            NumberRepr::Text(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(0.0),
             NumberRepr::Float(v) => v,
         }
     }
 
     /// The JSON text kept from the body, if the value came as one.
     pub fn json_text(self) -> Option<&'a str> {
+        // Checked text is ASCII, so the conversion cannot fail.
+        self.json_bytes()
+            .and_then(|text| std::str::from_utf8(text).ok())
+    }
+
+    /// [`Number::json_text`] as bytes, for the encoder.
+    pub(crate) fn json_bytes(self) -> Option<&'a [u8]> {
         match self.0 {
             NumberRepr::Text(text) => Some(text),
             NumberRepr::Float(_) => None,
@@ -359,7 +371,7 @@ impl PartialEq<f64> for Number<'_> {
 impl std::fmt::Debug for Number<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            NumberRepr::Text(text) => f.write_str(text),
+            NumberRepr::Text(text) => f.write_str(&String::from_utf8_lossy(text)),
             NumberRepr::Float(v) => std::fmt::Debug::fmt(&v, f),
         }
     }
