@@ -1000,7 +1000,7 @@ impl<'a> Scanner<'a> {
                     // a fresh vector cost three allocations per metric.
                     let mut samples = std::mem::take(&mut p.samples);
                     samples.clear();
-                    if !p.null() {
+                    if !p.null() && !p.samples_as_go_writes_them(&mut samples) {
                         p.array(|p| {
                             p.ws();
                             if p.push_sample_as_go_writes_it(&mut samples) {
@@ -1100,6 +1100,32 @@ impl<'a> Scanner<'a> {
         });
         self.i = end + 1;
         true
+    }
+
+    /// A whole samples array spelt as Go writes it: `[`, samples that
+    /// [`Scanner::push_sample_as_go_writes_it`] reads, separated by bare commas, and `]`.
+    /// Otherwise consumes nothing, leaves `samples` empty and returns `false`, and the general
+    /// walk reads the array (so an odd sample costs its array a second, general reading).
+    // A loop of its own rather than `array`'s closure: the fallback's state no longer competes
+    // for registers with the common case, which was spilling and reloading around every sample.
+    fn samples_as_go_writes_them(&mut self, samples: &mut Vec<Sample<'a>>) -> bool {
+        let start = self.i;
+        if self.b.get(start) == Some(&b'[') {
+            self.i += 1;
+            while self.push_sample_as_go_writes_it(samples) {
+                match self.b.get(self.i) {
+                    Some(b',') => self.i += 1,
+                    Some(b']') => {
+                        self.i += 1;
+                        return true;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.i = start;
+        samples.clear();
+        false
     }
 
     /// A latest entry spelt `{"timestamp":"…","value":"…"}` (see
@@ -1311,11 +1337,47 @@ mod tests {
             format!(r#"{{"date":"{later}","value":{}}}"#, "9".repeat(400)),
             format!(r#"{{"date":"{later}","value":true}}"#),
         ] {
-            let doc = format!(
-                r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{"m":{{"samples":[{{"date":"{date}","value":1}},{sample}],"min":0,"max":1}}}}}}}}}}}}"#
-            );
-            agree(&doc);
+            let first = format!(r#"{{"date":"{date}","value":1}}"#);
+            let last = r#"{"date":"2023-06-01T10:00:02.780774697Z","value":2}"#;
+            // The odd sample first, in the middle and last: the whole-array fast path must
+            // give way wherever it is.
+            for samples in [
+                format!("{first},{sample}"),
+                format!("{sample},{last}"),
+                format!("{first},{sample},{last}"),
+            ] {
+                agree(&metric_doc(&samples));
+            }
         }
+        // Separators and brackets other than Go's.
+        let (a, b) = (
+            r#"{"date":"2023-06-01T10:00:00.780774697Z","value":1}"#,
+            r#"{"date":"2023-06-01T10:00:01.780774697Z","value":2.5}"#,
+        );
+        assert!(agree(&metric_doc(&format!("{a},{b}"))));
+        for samples in [
+            format!("{a}, {b}"),
+            format!("{a} ,{b}"),
+            format!(" {a},{b} "),
+            format!("{a},{b},"),
+            format!("{a}{b}"),
+            format!("{a},,{b}"),
+            String::new(),
+            " ".to_string(),
+        ] {
+            agree(&metric_doc(&samples));
+        }
+        agree(r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":null}}}}}}"#);
+        agree(&metric_doc(a).replace("[", "[[").replace("]", "]]"));
+    }
+
+    /// A report whose metric `m` has `samples` between the brackets. A metric before it
+    /// makes its times known, as the fast paths need.
+    fn metric_doc(samples: &str) -> String {
+        let known = r#""l":{"samples":[{"date":"2023-06-01T09:59:59.780774697Z","value":0}]}"#;
+        format!(
+            r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{{known},"m":{{"samples":[{samples}],"min":0,"max":1}}}}}}}}}}}}"#
+        )
     }
 
     // Latest entries spelt as Go writes them are read without the object walk; any other
