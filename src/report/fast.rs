@@ -1000,29 +1000,8 @@ impl<'a> Scanner<'a> {
                     // a fresh vector cost three allocations per metric.
                     let mut samples = std::mem::take(&mut p.samples);
                     samples.clear();
-                    if !p.null() && !p.samples_as_go_writes_them(&mut samples) {
-                        p.array(|p| {
-                            p.ws();
-                            if p.push_sample_as_go_writes_it(&mut samples) {
-                                return Some(());
-                            }
-                            if p.peek()? != b'{' {
-                                return None;
-                            }
-                            let mut s = Sample::default();
-                            p.object(|p, key| {
-                                // Byte patterns compile to inline compares, not memcmp calls;
-                                // these two keys are matched for every sample.
-                                match key.as_bytes() {
-                                    [b'd', b'a', b't', b'e'] => p.time_into(&mut s.date)?,
-                                    [b'v', b'a', b'l', b'u', b'e'] => s.value = p.number_value()?,
-                                    _ => p.skip()?,
-                                }
-                                Some(())
-                            })?;
-                            samples.push(s);
-                            Some(())
-                        })?;
+                    if !p.null() {
+                        p.samples_into(&mut samples)?;
                     }
                     m.samples = samples.as_slice().to_vec();
                     p.samples = samples;
@@ -1102,30 +1081,95 @@ impl<'a> Scanner<'a> {
         true
     }
 
-    /// A whole samples array spelt as Go writes it: `[`, samples that
-    /// [`Scanner::push_sample_as_go_writes_it`] reads, separated by bare commas, and `]`.
-    /// Otherwise consumes nothing, leaves `samples` empty and returns `false`, and the general
-    /// walk reads the array (so an odd sample costs its array a second, general reading).
-    // A loop of its own rather than `array`'s closure: the fallback's state no longer competes
-    // for registers with the common case, which was spilling and reloading around every sample.
-    fn samples_as_go_writes_them(&mut self, samples: &mut Vec<Sample<'a>>) -> bool {
-        let start = self.i;
-        if self.b.get(start) == Some(&b'[') {
-            self.i += 1;
-            while self.push_sample_as_go_writes_it(samples) {
+    /// A samples array, read onto `samples`.
+    // Go's spelling is read by a loop with no calls, which keeps its few values in registers
+    // (inside `array`'s closure they were spilled and reloaded around every sample); a sample
+    // or separator spelt otherwise is read out of line, and the loop goes on after it. Out of
+    // line itself for the same reason: inlined into `metric`, its state competed with the
+    // object walk's.
+    #[inline(never)]
+    fn samples_into(&mut self, samples: &mut Vec<Sample<'a>>) -> Fast<()> {
+        self.eat(b'[')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let mut at_start = true;
+        loop {
+            let after_sample = loop {
+                if !self.push_sample_as_go_writes_it(samples) {
+                    break false;
+                }
+                at_start = false;
                 match self.b.get(self.i) {
                     Some(b',') => self.i += 1,
                     Some(b']') => {
                         self.i += 1;
-                        return true;
+                        self.depth -= 1;
+                        return Some(());
                     }
-                    _ => break,
+                    _ => break true,
                 }
+            };
+            if self.sample_step_in_any_spelling(samples, after_sample, at_start)? {
+                self.depth -= 1;
+                return Some(());
             }
+            at_start = false;
         }
-        self.i = start;
-        samples.clear();
-        false
+    }
+
+    /// One step of [`Scanner::samples_into`] in any spelling: a sample (unless
+    /// `after_sample`) and the separator after it. An empty array's `]` is taken `at_start`.
+    /// Returns whether the array ended; otherwise the next sample starts at `self.i`.
+    #[inline(never)]
+    fn sample_step_in_any_spelling(
+        &mut self,
+        samples: &mut Vec<Sample<'a>>,
+        after_sample: bool,
+        at_start: bool,
+    ) -> Fast<bool> {
+        self.ws();
+        if !after_sample {
+            if at_start && self.peek()? == b']' {
+                self.i += 1;
+                return Some(true);
+            }
+            if !self.push_sample_as_go_writes_it(samples) {
+                self.sample_in_any_spelling(samples)?;
+            }
+            self.ws();
+        }
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(false)
+            }
+            b']' => {
+                self.i += 1;
+                Some(true)
+            }
+            _ => None,
+        }
+    }
+
+    /// One sample in any spelling, pushed onto `samples`.
+    fn sample_in_any_spelling(&mut self, samples: &mut Vec<Sample<'a>>) -> Fast<()> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        let mut s = Sample::default();
+        self.object(|p, key| {
+            // Byte patterns compile to inline compares, not memcmp calls.
+            match key.as_bytes() {
+                [b'd', b'a', b't', b'e'] => p.time_into(&mut s.date)?,
+                [b'v', b'a', b'l', b'u', b'e'] => s.value = p.number_value()?,
+                _ => p.skip()?,
+            }
+            Some(())
+        })?;
+        samples.push(s);
+        Some(())
     }
 
     /// A latest entry spelt `{"timestamp":"…","value":"…"}` (see
