@@ -17,6 +17,11 @@
 //! `SCOPE_PROBE_DUMP_CORPUS=<dir> cargo bench --bench merge` writes the corpora to
 //! `<dir>/<group>/pNNN.json` and exits, so they can be checked outside Rust.
 //!
+//! `SCOPE_PROBE_BENCH_ONCE=<group>` runs that group's pipeline once after a warm-up, inside
+//! `pipeline_once`, and exits: for counting its instructions with
+//! `valgrind --tool=callgrind --toggle-collect='*pipeline_once*'`, a figure that, unlike
+//! wall time on a shared machine, does not drift from run to run.
+//!
 //! Not here: correctness of merge (unit tests and the Go vectors cover that).
 
 mod corpus;
@@ -121,6 +126,17 @@ fn main() {
         dump_corpora(Path::new(&dir));
         return;
     }
+    if let Some(group) = std::env::var_os("SCOPE_PROBE_BENCH_ONCE") {
+        let Some(spec) = GROUPS.iter().find(|spec| group == spec.name) else {
+            panic!("SCOPE_PROBE_BENCH_ONCE: no group {group:?}");
+        };
+        let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
+        let mut out = Vec::new();
+        with_report::decode_merge_encode(&bodies, &mut out);
+        let len = with_report::pipeline_once(&bodies, &mut out);
+        eprintln!("{}: one run, {len} bytes out", spec.name);
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     for spec in &GROUPS {
         let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
@@ -190,19 +206,31 @@ mod with_report {
         Time::from_unix_nanos(1_795_400_000_000_000_000)
     }
 
+    /// What `decode_merge_encode` times: every body decoded and merged into one report, which
+    /// is encoded into `out`.
+    pub fn decode_merge_encode(bodies: &[Vec<u8>], out: &mut Vec<u8>) {
+        let mut acc = Report::make();
+        for body in black_box(bodies) {
+            // unwrap: the corpus is valid; a decode failure is a bug worth a panic.
+            acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+        }
+        out.clear();
+        encode(&acc, out);
+        black_box(&out);
+    }
+
+    /// One run of [`decode_merge_encode`] in a function of its own, for callgrind's
+    /// `--toggle-collect`; returns the encoded length.
+    #[inline(never)]
+    pub fn pipeline_once(bodies: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+        decode_merge_encode(bodies, out);
+        out.len()
+    }
+
     pub fn bench_decode_merge_encode(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
         let mut out = Vec::new();
         group.bench_function("decode_merge_encode", |b| {
-            b.iter(|| {
-                let mut acc = Report::make();
-                for body in black_box(bodies) {
-                    // unwrap: the corpus is valid; a decode failure is a bug worth a panic.
-                    acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
-                }
-                out.clear();
-                encode(&acc, &mut out);
-                black_box(&out);
-            })
+            b.iter(|| decode_merge_encode(bodies, &mut out))
         });
     }
 
