@@ -275,15 +275,19 @@ fn metric(out: &mut Out, m: &Metric) {
     if !m.samples.is_empty() {
         w.key(b"samples");
         w.out.push(b'[');
+        // The fixed bytes around each sample's time and value go out as one piece each: most
+        // of a report is samples, and every separate push is a capacity check and a store.
         for (i, s) in m.samples.iter().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
+            if i == 0 {
+                w.out.extend_from_slice(br#"{"date":""#);
+            } else {
+                w.out.extend_from_slice(br#",{"date":""#);
             }
-            w.out.extend_from_slice(b"{\"date\":");
-            time(w.out, &s.date);
-            w.out.extend_from_slice(b",\"value\":");
-            number(w.out, s.value);
-            w.out.push(b'}');
+            let out = &mut *w.out;
+            out.times.write(&s.date, &mut out.buf);
+            out.extend_from_slice(br#"","value":"#);
+            number(out, s.value);
+            out.push(b'}');
         }
         w.out.push(b']');
     }
