@@ -116,7 +116,7 @@ pub(crate) fn special_in_word(v: u64) -> Option<usize> {
 /// The high bit of each byte of the little-endian `v` that may be `"`, `\\` or a control
 /// byte; the lowest one set is exact (it marks the first such byte), higher ones may not be.
 #[inline]
-fn special_flags(v: u64) -> u64 {
+pub(crate) fn special_flags(v: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let quote = v ^ (ONES * u64::from(b'"'));
