@@ -388,8 +388,10 @@ impl<'a> Scanner<'a> {
         match *self.b.get(end)? {
             b'"' => {
                 self.i = end + 1;
-                // The quotes are ASCII, so both ends are char boundaries.
-                self.text.get(start..end).map(Cow::Borrowed)
+                // The quotes are ASCII, so both ends are char boundaries. Cut as two half-open
+                // ranges: `get(start..end)` on a `str` stayed an out-of-line call.
+                let text = self.text.get(..end)?.get(start..)?;
+                Some(Cow::Borrowed(text))
             }
             b'\\' => self.escaped_string(start, end),
             _ => None,
