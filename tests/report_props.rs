@@ -87,11 +87,11 @@ fn exercise(body: &[u8]) {
         encode(&acc, &mut out);
         decode_plugin_report(&out, now()).expect("our own output decodes");
     }
-    if let Ok(text) = std::str::from_utf8(body) {
-        if let Ok(r) = decode_shortcut_report(text, now()) {
-            let mut out = Vec::new();
-            encode(&r.into_owned(), &mut out);
-        }
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(r) = decode_shortcut_report(text, now())
+    {
+        let mut out = Vec::new();
+        encode(&r.into_owned(), &mut out);
     }
 }
 

@@ -1025,7 +1025,7 @@ impl Corpus {
         // Report k covers global samples [SHIFT*(k-1), SHIFT*(k-1) + SAMPLES) of each metric.
         let h = stable_hash(&ent.id);
         let mut phase = (h % NS as u64) as i64;
-        if h % 3 == 0 {
+        if h.is_multiple_of(3) {
             phase -= phase % 1000;
         }
         let first = SAMPLE_SHIFT * (k - 1);
@@ -1069,7 +1069,7 @@ impl Corpus {
 fn encode(rpt: &Value, k: usize) -> Vec<u8> {
     // unwrap: a Value with string keys always serializes.
     let raw = serde_json::to_string(rpt).expect("Value serializes");
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         return raw.into_bytes();
     }
     // Non-ASCII and '<', '>', '&' can only occur inside JSON strings, so escaping them

@@ -642,11 +642,11 @@ impl Apps {
             entry.publishes += a.stats.publishes;
             entry.failures += a.stats.failures;
             entry.last_success = entry.last_success.max(a.stats.last_success);
-            if let Some((at, text)) = &a.stats.last_error {
-                if latest.is_none_or(|l| *at >= l) {
-                    *latest = Some(*at);
-                    entry.last_error = Some(text);
-                }
+            if let Some((at, text)) = &a.stats.last_error
+                && latest.is_none_or(|l| *at >= l)
+            {
+                *latest = Some(*at);
+                entry.last_error = Some(text);
             }
         }
         out

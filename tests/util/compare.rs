@@ -221,24 +221,24 @@ fn time(cx: &Cx<'_>, e: Option<&Value>, a: Option<&Value>, path: &str) -> Result
         }
     };
     let actual = parse(a, "actual")?;
-    if let Some(Value::String(s)) = norm(e) {
-        if s == "<now>" {
-            if let Some((from, to)) = cx.opts.now_window {
-                return if from <= actual && actual <= to {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{path}: expected <now> in [{from}, {to}], got {}",
-                        show(a)
-                    ))
-                };
-            }
-            return match cx.opts.now {
-                Some(now) if now == actual => Ok(()),
-                Some(now) => Err(format!("{path}: expected <now> ({now}), got {}", show(a))),
-                None => Err(format!("{path}: expected <now> but no now was given")),
+    if let Some(Value::String(s)) = norm(e)
+        && s == "<now>"
+    {
+        if let Some((from, to)) = cx.opts.now_window {
+            return if from <= actual && actual <= to {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{path}: expected <now> in [{from}, {to}], got {}",
+                    show(a)
+                ))
             };
         }
+        return match cx.opts.now {
+            Some(now) if now == actual => Ok(()),
+            Some(now) => Err(format!("{path}: expected <now> ({now}), got {}", show(a))),
+            None => Err(format!("{path}: expected <now> but no now was given")),
+        };
     }
     if parse(e, "expected")? != actual {
         return Err(diff(path, "times differ", e, a));
