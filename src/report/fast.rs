@@ -739,6 +739,12 @@ impl<'a> Scanner<'a> {
             self.i += 1 + len;
             return Some(t);
         }
+        if let Some(b) = self.b.get(self.i + 1..)
+            && let Some((t, len)) = self.times.on_known_date(b)
+        {
+            self.i += 1 + len;
+            return Some(t);
+        }
         match self.string()? {
             Cow::Borrowed(s) => {
                 let t = Time::parse(s).ok()?;

@@ -71,18 +71,12 @@ impl QuotedTimes {
     /// equal to text that was parsed.
     #[inline(always)]
     pub(crate) fn quick(&self, b: &[u8]) -> Option<(Time, usize)> {
-        let days = self.days?;
-        let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
-        if head[..10] != self.date || head[10] != b'T' {
-            return None;
-        }
-        let (hour, minute, second) = clock(head[11..].try_into().ok()?)?;
+        let local = self.known_date_and_clock(b)?;
         let word = u128::from_le_bytes(b.get(19..35)?.try_into().ok()?);
         let tail = self
             .tails
             .iter()
             .find(|t| t.len != 0 && (word ^ t.bytes) & t.mask == 0)?;
-        let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
         let secs = local - i64::from(tail.offset_min.unwrap_or(0)) * 60;
         let t = Time {
             secs,
@@ -90,6 +84,40 @@ impl QuotedTimes {
             offset_min: tail.offset_min,
         };
         Some((t, 19 + tail.len))
+    }
+
+    /// [`QuotedTimes::quick`] for a time on the remembered date whose fraction or offset is
+    /// not remembered: reads just that tail, up to the closing quote, and remembers it. The
+    /// value is again the one [`Time::parse`] gives: the date is bytes equal to a parsed one,
+    /// and the clock and tail are checked as it checks them.
+    pub(crate) fn on_known_date(&mut self, b: &[u8]) -> Option<(Time, usize)> {
+        let local = self.known_date_and_clock(b)?;
+        let len = 19 + super::fast::special_byte(b.get(19..)?)?;
+        if b.get(len) != Some(&b'"') {
+            return None;
+        }
+        let text = b.get(..len)?;
+        let (nanos, offset_min) = fraction_and_offset(text).ok()?;
+        let t = Time {
+            secs: local - i64::from(offset_min.unwrap_or(0)) * 60,
+            nanos,
+            offset_min,
+        };
+        self.remember(text, t);
+        Some((t, len + 1))
+    }
+
+    /// The local seconds since the epoch of the date and clock that `b` starts with, when the
+    /// date is the remembered one and the clock a valid `hh:mm:ss`.
+    #[inline(always)]
+    fn known_date_and_clock(&self, b: &[u8]) -> Option<i64> {
+        let days = self.days?;
+        let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+        if head[..10] != self.date || head[10] != b'T' {
+            return None;
+        }
+        let (hour, minute, second) = clock(head[11..].try_into().ok()?)?;
+        Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
     }
 
     /// Remembers `text` (a time string's text, without quotes) that parsed to `t`.
@@ -497,7 +525,7 @@ impl Time {
             n += 1;
             let mut frac = self.nanos;
             let mut width = 9;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 width -= 1;
             }
@@ -654,7 +682,7 @@ fn push_num(out: &mut Vec<u8>, v: u64, width: usize) {
 }
 
 fn is_leap(y: u32) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+    y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
@@ -746,7 +774,33 @@ mod tests {
                     // A miss is always allowed; the first text itself must hit.
                     None => assert_ne!(probe, first, "remembered text missed"),
                 }
+                // A new tail on the remembered date is read and then remembered; anything
+                // else is left to the general parse.
+                let mut learning = times;
+                match learning.on_known_date(quoted.as_bytes()) {
+                    Some((got, len)) => {
+                        assert_eq!(Some(got), want, "{first} then {probe}");
+                        assert!(got.same_repr(&want.unwrap()), "{first} then {probe}");
+                        assert_eq!(len, probe.len() + 1, "{first} then {probe}");
+                        assert_eq!(learning.quick(quoted.as_bytes()), Some((got, len)));
+                    }
+                    None => assert!(
+                        want.is_none() || !probe.starts_with("2023-06-01T"),
+                        "{first} then {probe}: a valid time on the known date missed"
+                    ),
+                }
             }
+        }
+        // Escapes and a string that does not end are left to the general path.
+        let mut times = QuotedTimes::default();
+        let first = "2023-06-01T10:00:00Z";
+        times.remember(first.as_bytes(), Time::parse(first).unwrap());
+        for text in [
+            &br#"2023-06-01T10:00:00\u005a""#[..],
+            b"2023-06-01T10:00:00.5",
+            b"2023-06-01T10:00:00.5\x01Z\"",
+        ] {
+            assert_eq!(times.on_known_date(text), None, "{text:?}");
         }
         // Two tails are kept, so alternating fraction lengths both hit.
         let mut times = QuotedTimes::default();
