@@ -1049,7 +1049,7 @@ impl<'a> Scanner<'a> {
     /// entries are read without walking their keys.
     #[inline(always)]
     fn go_spelt_time_then<const N: usize>(
-        &self,
+        &mut self,
         open: &[u8; N],
         next: &[u8; 9],
     ) -> Option<(Time, usize)> {
@@ -1057,7 +1057,11 @@ impl<'a> Scanner<'a> {
         if b.get(start..start + N)? != open.as_slice() {
             return None;
         }
-        let (time, len) = self.times.quick(b.get(start + N..)?)?;
+        let text = b.get(start + N..)?;
+        let (time, len) = match self.times.quick(text) {
+            Some(hit) => hit,
+            None => self.times.on_known_date(text)?,
+        };
         let value_at = start + N + len;
         (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
     }
