@@ -275,27 +275,74 @@ fn metric(out: &mut Out, m: &Metric) {
     if !m.samples.is_empty() {
         w.key(b"samples");
         w.out.push(b'[');
-        // The fixed bytes around each sample's time and value go out as one piece each: most
-        // of a report is samples, and every separate push is a capacity check and a store.
-        for (i, s) in m.samples.iter().enumerate() {
-            if i == 0 {
+        // Every sample is followed by a comma, and the last one becomes the closing bracket.
+        for s in &m.samples {
+            if !sample_in_place(w.out, s) {
                 w.out.extend_from_slice(br#"{"date":""#);
-            } else {
-                w.out.extend_from_slice(br#",{"date":""#);
+                time_text(w.out, &s.date);
+                w.out.extend_from_slice(br#"","value":"#);
+                number(w.out, s.value);
+                w.out.extend_from_slice(b"},");
             }
-            let out = &mut *w.out;
-            out.times.write(&s.date, &mut out.buf);
-            out.extend_from_slice(br#"","value":"#);
-            number(out, s.value);
-            out.push(b'}');
         }
-        w.out.push(b']');
+        if let Some(last) = w.out.buf.last_mut() {
+            *last = b']';
+        }
     }
     w.key(b"min");
     float(w.out, m.min);
     w.key(b"max");
     float(w.out, m.max);
     w.close();
+}
+
+/// Room for a sample written by [`sample_in_place`]: `{"date":"`, a time of at most 35
+/// bytes, `","value":`, a number of at most [`IN_PLACE_NUMBER`] bytes written as whole words
+/// (the last one padded, and covering the closing `},`).
+const SAMPLE_ROOM: usize = 9 + 35 + 10 + IN_PLACE_NUMBER + 8;
+const IN_PLACE_NUMBER: usize = 24;
+
+/// Writes `s` and a comma as [`metric`] lays samples out, when its time is in the time
+/// writer's remembered minute and its value a kept text of at most [`IN_PLACE_NUMBER`] bytes
+/// (nearly every sample); otherwise writes nothing and returns `false`.
+// Most of a report is samples. Written piece by piece, each piece was a capacity check and a
+// store of the length; here the room is made once, filled at known places and cut back.
+#[inline]
+fn sample_in_place(out: &mut Out, s: &Sample<'_>) -> bool {
+    let (Some(number), Some(second)) = (
+        s.value.json_bytes().filter(|n| n.len() <= IN_PLACE_NUMBER),
+        out.times.second_if_remembered(&s.date),
+    ) else {
+        return false;
+    };
+    let start = out.buf.len();
+    out.buf.resize(start + SAMPLE_ROOM, 0);
+    let Some(room) = out.buf.get_mut(start..start + SAMPLE_ROOM) else {
+        return false;
+    };
+    room[..9].copy_from_slice(br#"{"date":""#);
+    let Some(time) = room
+        .get_mut(9..44)
+        .and_then(|t| <&mut [u8; 35]>::try_from(t).ok())
+    else {
+        return false;
+    };
+    let mut at = 9 + out.times.write_remembered(second, time);
+    room[at..at + 10].copy_from_slice(br#"","value":"#);
+    at += 10;
+    // Whole words, the last padded, as in `short_text`.
+    let mut words = number.chunks_exact(8);
+    let mut to = at;
+    for word in &mut words {
+        room[to..to + 8].copy_from_slice(word);
+        to += 8;
+    }
+    room[to..to + 8]
+        .copy_from_slice(&super::fast::space_padded_word(words.remainder()).to_le_bytes());
+    at += number.len();
+    room[at..at + 2].copy_from_slice(b"},");
+    out.buf.truncate(start + at + 2);
+    true
 }
 
 fn control(out: &mut Out, c: &Control<'_>) {
@@ -417,8 +464,14 @@ fn plugin_spec(out: &mut Out, s: &PluginSpec<'_>) {
 #[inline]
 fn time(out: &mut Out, t: &Time) {
     out.push(b'"');
-    out.times.write(t, &mut out.buf);
+    time_text(out, t);
     out.push(b'"');
+}
+
+/// [`time`] without the quotes.
+#[inline]
+fn time_text(out: &mut Out, t: &Time) {
+    out.times.write(t, &mut out.buf);
 }
 
 fn int(out: &mut Out, v: i64) {
@@ -776,6 +829,41 @@ mod tests {
             out.push(b']');
             assert_eq!(String::from_utf8(out.buf).unwrap(), format!("[{text}]"));
         }
+    }
+
+    // Samples written in place and piece by piece (times outside the remembered minute,
+    // numbers too long, floats) lay out the same way.
+    #[test]
+    fn samples_in_place_and_piecewise_agree() {
+        let digits = "-1234567890123456789012345678.5";
+        let mut samples = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..digits.len() {
+            let text = &digits[..=i];
+            let value = Number::from_json_text(text).unwrap_or(Number::from(0.5));
+            // Seconds step by 7: some stay in the remembered minute, some leave it.
+            let date =
+                Time::from_unix_nanos(1_700_000_000_000_000_000 + 7_000_000_000 * i as i64 + 250);
+            let mut date_text = Vec::new();
+            date.write_rfc3339(&mut date_text);
+            let value_text = value.json_text().map_or("0.5".to_string(), str::to_string);
+            expected.push(format!(
+                r#"{{"date":"{}","value":{value_text}}}"#,
+                String::from_utf8(date_text).unwrap()
+            ));
+            samples.push(Sample { date, value });
+        }
+        let m = Metric {
+            samples,
+            min: 0.0,
+            max: 1.0,
+        };
+        let mut out = new_out();
+        metric(&mut out, &m);
+        assert_eq!(
+            String::from_utf8(out.buf).unwrap(),
+            format!(r#"{{"samples":[{}],"min":0,"max":1}}"#, expected.join(","))
+        );
     }
 
     // The last-timestamp shortcut only reuses text for the same instant *and* offset.

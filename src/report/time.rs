@@ -232,20 +232,37 @@ impl TimeWriter {
     /// Appends `t` as [`Time::write_rfc3339`] would.
     #[inline(always)]
     pub(crate) fn write(&mut self, t: &Time, out: &mut Vec<u8>) {
-        // A subtraction and two compares, where working out the minute took divisions.
-        let second = t.secs.wrapping_sub(self.minute_start) as u64;
-        if second < 60 && self.key == Self::key(t) {
+        if let Some(second) = self.second_if_remembered(t) {
             // Fixed-size copies and a truncate: cheaper than a copy of variable length. Each
             // piece goes straight to `out`; assembling them on the stack first stalled on
             // store forwarding.
             let end = out.len() + 19 + self.tail_len;
             out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(&PAIRS[second as usize]);
+            out.extend_from_slice(&PAIRS[second]);
             out.extend_from_slice(&self.tail);
             out.truncate(end);
             return;
         }
         self.write_and_remember(t, out);
+    }
+
+    /// The second within the remembered minute when `t` is in it and has the remembered
+    /// tail, so that [`TimeWriter::write_remembered`] can write it.
+    #[inline(always)]
+    pub(crate) fn second_if_remembered(&self, t: &Time) -> Option<usize> {
+        // A subtraction and two compares, where working out the minute took divisions.
+        let second = t.secs.wrapping_sub(self.minute_start) as u64;
+        (second < 60 && self.key == Self::key(t)).then_some(second as usize)
+    }
+
+    /// Writes the remembered minute, `second` and the remembered tail at the start of `dst`
+    /// (bytes after the text are left as they are) and returns the text's length.
+    #[inline(always)]
+    pub(crate) fn write_remembered(&self, second: usize, dst: &mut [u8; 35]) -> usize {
+        dst[..17].copy_from_slice(&self.prefix);
+        dst[17..19].copy_from_slice(&PAIRS[second % 60]);
+        dst[19..].copy_from_slice(&self.tail);
+        19 + self.tail_len
     }
 
     /// [`TimeWriter::write`] for a time outside the remembered minute or with another tail.
