@@ -233,15 +233,20 @@ impl TimeWriter {
     #[inline(always)]
     pub(crate) fn write(&mut self, t: &Time, out: &mut Vec<u8>) {
         if let Some(second) = self.second_if_remembered(t) {
-            // Fixed-size copies and a truncate: cheaper than a copy of variable length. Each
-            // piece goes straight to `out`; assembling them on the stack first stalled on
-            // store forwarding.
-            let end = out.len() + 19 + self.tail_len;
-            out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(&PAIRS[second]);
-            out.extend_from_slice(&self.tail);
-            out.truncate(end);
-            return;
+            // Room made once, fixed-size copies and a truncate: cheaper than copies of
+            // variable length. Straight into `out`: assembling the text on the stack first
+            // stalled on store forwarding.
+            let start = out.len();
+            out.resize(start + 35, 0);
+            if let Some(room) = out
+                .get_mut(start..)
+                .and_then(|room| <&mut [u8; 35]>::try_from(room).ok())
+            {
+                let len = self.write_remembered(second, room);
+                out.truncate(start + len);
+                return;
+            }
+            out.truncate(start);
         }
         self.write_and_remember(t, out);
     }
