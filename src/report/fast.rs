@@ -735,12 +735,8 @@ impl<'a> Scanner<'a> {
         if self.peek()? != b'"' {
             return None;
         }
-        if let Some((t, len)) = self.b.get(self.i + 1..).and_then(|b| self.times.quick(b)) {
-            self.i += 1 + len;
-            return Some(t);
-        }
         if let Some(b) = self.b.get(self.i + 1..)
-            && let Some((t, len)) = self.times.on_known_date(b)
+            && let Some((t, len)) = self.times.recognise(b)
         {
             self.i += 1 + len;
             return Some(t);
@@ -1057,11 +1053,7 @@ impl<'a> Scanner<'a> {
         if b.get(start..start + N)? != open.as_slice() {
             return None;
         }
-        let text = b.get(start + N..)?;
-        let (time, len) = match self.times.quick(text) {
-            Some(hit) => hit,
-            None => self.times.on_known_date(text)?,
-        };
+        let (time, len) = self.times.recognise(b.get(start + N..)?)?;
         let value_at = start + N + len;
         (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
     }

@@ -86,6 +86,15 @@ impl QuotedTimes {
         Some((t, 19 + tail.len))
     }
 
+    /// [`QuotedTimes::quick`], or else [`QuotedTimes::on_known_date`].
+    #[inline(always)]
+    pub(crate) fn recognise(&mut self, b: &[u8]) -> Option<(Time, usize)> {
+        match self.quick(b) {
+            Some(hit) => Some(hit),
+            None => self.on_known_date(b),
+        }
+    }
+
     /// [`QuotedTimes::quick`] for a time on the remembered date whose fraction or offset is
     /// not remembered: reads just that tail, up to the closing quote, and remembers it. The
     /// value is again the one [`Time::parse`] gives: the date is bytes equal to a parsed one,
