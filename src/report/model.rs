@@ -311,9 +311,9 @@ impl<'a> Number<'a> {
     /// The value: the text parsed with correct rounding (as Go's `strconv.ParseFloat`).
     pub fn to_f64(self) -> f64 {
         match self.0 {
-            // Checked text is ASCII and always parses, to a finite value.
-            NumberRepr::Text(text) => std::str::from_utf8(text)
-                .ok()
+            // Checked text always parses, to a finite value.
+            NumberRepr::Text(_) => self
+                .json_text()
                 .and_then(|text| text.parse().ok())
                 .unwrap_or(0.0),
             NumberRepr::Float(v) => v,
@@ -371,7 +371,7 @@ impl PartialEq<f64> for Number<'_> {
 impl std::fmt::Debug for Number<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            NumberRepr::Text(text) => f.write_str(&String::from_utf8_lossy(text)),
+            NumberRepr::Text(_) => f.write_str(self.json_text().unwrap_or_default()),
             NumberRepr::Float(v) => std::fmt::Debug::fmt(&v, f),
         }
     }
