@@ -170,7 +170,8 @@ fn singleton(now: Time, value: f64, max: f64) -> Metric<'static> {
         samples: vec![Sample {
             date: now,
             value: value.into(),
-        }],
+        }]
+        .into(),
         min: value,
         max,
     }

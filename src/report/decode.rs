@@ -984,7 +984,7 @@ impl<'de> Fields<'de> for Metric<'de> {
         cx: Cx<'_>,
     ) -> Result<(), A::Error> {
         match key {
-            "samples" => self.samples = decode_list(map, cx)?,
+            "samples" => self.samples = decode_list::<Sample, _>(map, cx)?.into(),
             "min" => self.min = map.next_value_seed(LenientFloat)?,
             "max" => self.max = map.next_value_seed(LenientFloat)?,
             _ => skip(map)?,

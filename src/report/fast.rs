@@ -16,10 +16,10 @@ use std::borrow::Cow;
 use super::decode::{Counter, LegacyControl, apply_counters, apply_latest_controls};
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
-    NodeSet, Number, PluginSpec, PluginSpecs, Sample, SortedMap, StringSet, TableTemplate,
+    NodeSet, Number, PluginSpec, PluginSpecs, Sample, Samples, SortedMap, StringSet, TableTemplate,
     Topology,
 };
-use super::time::{QuotedTimes, Time};
+use super::time::{QuotedTimes, Recognised, Time};
 use super::{Report, Str, TopologyKind};
 
 /// Bail out of the fast path.
@@ -736,10 +736,10 @@ impl<'a> Scanner<'a> {
             return None;
         }
         if let Some(b) = self.b.get(self.i + 1..)
-            && let Some((t, len)) = self.times.recognise(b)
+            && let Some(hit) = self.times.recognise(b)
         {
-            self.i += 1 + len;
-            return Some(t);
+            self.i += 1 + hit.len;
+            return Some(hit.time);
         }
         match self.string()? {
             Cow::Borrowed(s) => {
@@ -1025,10 +1025,19 @@ impl<'a> Scanner<'a> {
                     // a fresh vector cost three allocations per metric.
                     let mut samples = std::mem::take(&mut p.samples);
                     samples.clear();
+                    let mut text = None;
                     if !p.null() {
-                        p.samples_into(&mut samples)?;
+                        p.ws();
+                        let open = p.i;
+                        if p.samples_into(&mut samples)? {
+                            text = p.b.get(open..p.i);
+                        }
                     }
-                    m.samples = samples.as_slice().to_vec();
+                    let items = samples.as_slice().to_vec();
+                    m.samples = match text {
+                        Some(text) if !items.is_empty() => Samples::with_text(items, text),
+                        _ => items.into(),
+                    };
                     p.samples = samples;
                 }
                 [b'm', b'i', b'n'] => m.min = p.float_value()?,
@@ -1040,21 +1049,22 @@ impl<'a> Scanner<'a> {
     }
 
     /// The start of a sample or latest entry spelt exactly as Go writes it: `open` (`{"key":"`),
-    /// a timestamp [`QuotedTimes`] recognises, then `next` (`,"value":`). Returns the time and
-    /// where the value starts; consumes nothing. Samples are most of a report's bytes, and these
-    /// entries are read without walking their keys.
+    /// a timestamp [`QuotedTimes`] recognises, then `next` (`,"value":`). Returns the time
+    /// (and whether its text is as written) and where the value starts; consumes nothing.
+    /// Samples are most of a report's bytes, and these entries are read without walking their
+    /// keys.
     #[inline(always)]
     fn go_spelt_time_then<const N: usize>(
         &mut self,
         open: &[u8; N],
         next: &[u8; 9],
-    ) -> Option<(Time, usize)> {
+    ) -> Option<(Recognised, usize)> {
         let (b, start) = (self.b, self.i);
         if b.get(start..start + N)? != open.as_slice() {
             return None;
         }
-        let (time, len) = self.times.recognise(b.get(start + N..)?)?;
-        let value_at = start + N + len;
+        let time = self.times.recognise(b.get(start + N..)?)?;
+        let value_at = start + N + time.len;
         (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
     }
 
@@ -1082,63 +1092,65 @@ impl<'a> Scanner<'a> {
     }
 
     /// A sample spelt `{"date":"…","value":…}` with a plain number (see
-    /// [`Scanner::go_spelt_time_then`]), pushed onto `samples`; `false` (consuming nothing) for
-    /// any other spelling.
+    /// [`Scanner::go_spelt_time_then`]), pushed onto `samples`, and whether encoding it writes
+    /// this same text; `None` (consuming nothing) for any other spelling.
     // Pushes rather than returns, all inlined: returned through memory, a sample was copied
     // across the stack by loads that straddled the narrower stores that wrote it, and these
     // stalled store-to-load forwards cost more than reading the sample.
     #[inline(always)]
-    fn push_sample_as_go_writes_it(&mut self, samples: &mut Vec<Sample<'a>>) -> bool {
-        let Some((date, at)) = self.go_spelt_time_then(br#"{"date":""#, br#","value":"#) else {
-            return false;
-        };
-        let Some(end) = plain_number_end(self.b, at) else {
-            return false;
-        };
+    fn push_sample_as_go_writes_it(&mut self, samples: &mut Vec<Sample<'a>>) -> Option<bool> {
+        let (date, at) = self.go_spelt_time_then(br#"{"date":""#, br#","value":"#)?;
+        let end = plain_number_end(self.b, at)?;
         let (Some(text), Some(b'}')) = (self.b.get(at..end), self.b.get(end)) else {
-            return false;
+            return None;
         };
         samples.push(Sample {
-            date,
+            date: date.time,
+            // Kept text, written back as it is.
             value: Number::checked_text(text),
         });
         self.i = end + 1;
-        true
+        Some(date.as_written)
     }
 
-    /// A samples array, read onto `samples`.
+    /// A samples array, read onto `samples`; returns whether encoding them writes the array's
+    /// text as it is (every sample and separator as Go writes them, every date as written).
     // Go's spelling is read by a loop with no calls, which keeps its few values in registers
     // (inside `array`'s closure they were spilled and reloaded around every sample); a sample
     // or separator spelt otherwise is read out of line, and the loop goes on after it. Out of
     // line itself for the same reason: inlined into `metric`, its state competed with the
     // object walk's.
     #[inline(never)]
-    fn samples_into(&mut self, samples: &mut Vec<Sample<'a>>) -> Fast<()> {
+    fn samples_into(&mut self, samples: &mut Vec<Sample<'a>>) -> Fast<bool> {
         self.eat(b'[')?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
         }
         let mut at_start = true;
+        let mut as_written = true;
         loop {
             let after_sample = loop {
-                if !self.push_sample_as_go_writes_it(samples) {
+                let Some(sample_as_written) = self.push_sample_as_go_writes_it(samples) else {
                     break false;
-                }
+                };
+                as_written &= sample_as_written;
                 at_start = false;
                 match self.b.get(self.i) {
                     Some(b',') => self.i += 1,
                     Some(b']') => {
                         self.i += 1;
                         self.depth -= 1;
-                        return Some(());
+                        return Some(as_written);
                     }
                     _ => break true,
                 }
             };
+            // Spelt otherwise (an empty array too, which encoding omits anyway).
+            as_written = false;
             if self.sample_step_in_any_spelling(samples, after_sample, at_start)? {
                 self.depth -= 1;
-                return Some(());
+                return Some(as_written);
             }
             at_start = false;
         }
@@ -1160,7 +1172,7 @@ impl<'a> Scanner<'a> {
                 self.i += 1;
                 return Some(true);
             }
-            if !self.push_sample_as_go_writes_it(samples) {
+            if self.push_sample_as_go_writes_it(samples).is_none() {
                 self.sample_in_any_spelling(samples)?;
             }
             self.ws();
@@ -1201,9 +1213,12 @@ impl<'a> Scanner<'a> {
     /// [`Scanner::go_spelt_time_then`]).
     #[inline]
     fn latest_as_go_writes_it(&mut self) -> Option<LatestEntry<'a>> {
-        let (timestamp, at) = self.go_spelt_time_then(br#"{"timestamp":""#, br#","value":"#)?;
+        let (time, at) = self.go_spelt_time_then(br#"{"timestamp":""#, br#","value":"#)?;
         self.close_go_spelt(at, |p| {
-            p.string().map(|value| LatestEntry { timestamp, value })
+            p.string().map(|value| LatestEntry {
+                timestamp: time.time,
+                value,
+            })
         })
     }
 
@@ -1438,6 +1453,56 @@ mod tests {
         }
         agree(r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":null}}}}}}"#);
         agree(&metric_doc(a).replace("[", "[[").replace("]", "]]"));
+    }
+
+    // A samples array keeps its text, to be copied when encoding, exactly when encoding its
+    // samples writes that text: every sample and separator as Go writes them and every date
+    // as `Time::write_rfc3339` writes it (`agree` checks the encodings match either way).
+    #[test]
+    fn samples_keep_their_text_only_when_encoding_writes_it() {
+        let first = r#"{"date":"2023-06-01T10:00:00.5Z","value":1}"#;
+        let (mut kept, mut dropped) = (0, 0);
+        for tail in [
+            "Z",
+            ".5Z",
+            ".50Z",
+            ",5Z",
+            ".123456789-11:30",
+            ".1234567891Z",
+            "+02:00",
+            "+00:00",
+            "-00:00",
+            "+01:60",
+        ] {
+            let date = format!("2023-06-01T10:00:01{tail}");
+            let mut written = Vec::new();
+            Time::parse(&date).unwrap().write_rfc3339(&mut written);
+            let sample = format!(r#"{{"date":"{date}","value":2.50}}"#);
+            for samples in [
+                sample.clone(),
+                format!("{first},{sample}"),
+                format!("{sample},{first}"),
+                format!("{first}, {sample}"),
+            ] {
+                let doc = metric_doc(&samples);
+                assert!(agree(&doc), "{doc}");
+                let report = decode_fast_only(doc.as_bytes(), now()).unwrap();
+                let node = report.topology(TopologyKind::Host).nodes.get("a").unwrap();
+                let text = node.metrics.get("m").unwrap().samples.json_text();
+                let go_spelt = !samples.contains(' ');
+                if written == date.as_bytes() && go_spelt {
+                    assert_eq!(text, Some(format!("[{samples}]").as_bytes()), "{samples}");
+                    kept += 1;
+                } else {
+                    assert_eq!(text, None, "{samples}");
+                    dropped += 1;
+                }
+            }
+        }
+        assert!(
+            kept >= 12 && dropped >= 12,
+            "{kept} kept, {dropped} dropped"
+        );
     }
 
     /// A report whose metric `m` has `samples` between the brackets. A metric before it

@@ -283,18 +283,23 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
+    let (m, o) = (m.samples.into_vec(), o.samples.into_vec());
     let samples = if o_first > m_last {
-        let mut s = m.samples;
-        s.extend(o.samples);
+        let mut s = m;
+        s.extend(o);
         s
     } else if m_first > o_last {
-        let mut s = o.samples;
-        s.extend(m.samples);
+        let mut s = o;
+        s.extend(m);
         s
     } else {
-        interleave(m.samples, o.samples)
+        interleave(m, o)
     };
-    Metric { samples, min, max }
+    Metric {
+        samples: samples.into(),
+        min,
+        max,
+    }
 }
 
 /// Samples of `m` and `o` interleaved by date, `m`'s kept on equal dates: Go's forward merge.
@@ -745,7 +750,7 @@ mod tests {
     }
 
     use crate::report::model::{
-        Control, DnsRecord, MetadataTemplate, MetricTemplate, PluginSpec, Sample,
+        Control, DnsRecord, MetadataTemplate, MetricTemplate, PluginSpec, Sample, Samples,
     };
     use crate::report::{Time, TopologyKind as K};
 
@@ -908,6 +913,38 @@ mod tests {
 
     // spec §6.1.4: merging only the overlapping end in place gives Go's result, also for
     // samples out of order (which Scope does not check either).
+    // A metric's kept sample text survives a merge only where its samples pass through
+    // unchanged (an empty other side); combined samples are written one by one again.
+    #[test]
+    fn merged_samples_keep_text_only_when_unchanged() {
+        let text = br#"[{"date":"2023-06-01T10:00:00Z","value":1}]"#;
+        let with_text = |secs: u32| Metric {
+            samples: Samples::with_text(metric(&[(secs, 1.0)], 0.0, 1.0).samples.into_vec(), text),
+            min: 0.0,
+            max: 1.0,
+        };
+        assert_eq!(
+            merge_metric(with_text(0), Metric::default())
+                .samples
+                .json_text(),
+            Some(&text[..])
+        );
+        assert_eq!(
+            merge_metric(Metric::default(), with_text(0))
+                .samples
+                .json_text(),
+            Some(&text[..])
+        );
+        for (a, b) in [(0, 1), (1, 0), (0, 0)] {
+            let merged = merge_metric(with_text(a), with_text(b));
+            assert!(!merged.samples.is_empty());
+            assert_eq!(merged.samples.json_text(), None, "{a} and {b}");
+        }
+        let mut changed = with_text(0);
+        changed.samples[0].value = 2.0.into();
+        assert_eq!(changed.samples.json_text(), None);
+    }
+
     #[test]
     fn interleave_equals_forward_merge() {
         let mut below = below(0x2545_f491_4f6c_dd1d);
@@ -922,7 +959,7 @@ mod tests {
                 }
                 let values: Vec<(u32, f64)> =
                     dates.iter().map(|&d| (d, f64::from(next(1000)))).collect();
-                metric(&values, 0.0, 1.0).samples
+                metric(&values, 0.0, 1.0).samples.into_vec()
             };
             let sorted = round % 4 != 0;
             let m = series(sorted);

@@ -42,8 +42,8 @@ pub use error::DecodeError;
 pub use model::{
     Column, Control, Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplate,
     MetadataTemplates, Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes,
-    Number, PluginSpec, PluginSpecs, Sample, Sampling, Sets, SortedMap, StringSet, TableTemplate,
-    TableTemplates, Topology,
+    Number, PluginSpec, PluginSpecs, Sample, Samples, Sampling, Sets, SortedMap, StringSet,
+    TableTemplate, TableTemplates, Topology,
 };
 pub use time::Time;
 

@@ -386,11 +386,91 @@ pub struct Sample<'a> {
     pub value: Number<'a>,
 }
 
+/// A metric's samples in strictly increasing date order (not checked; merges rely on it).
+///
+/// Used as a slice of [`Sample`]s. Decoding also keeps the JSON text of the array when writing
+/// the samples again would give exactly that text (every sample spelt as Go writes it, every
+/// date in the form [`Time::write_rfc3339`] gives), and encoding copies it whole: most metrics
+/// pass through the probe untouched, and writing their samples one by one was a third of
+/// encoding. Any change through [`DerefMut`](std::ops::DerefMut) or [`Samples::into_vec`]
+/// drops the text, so it never disagrees with the samples. Equality ignores it.
+#[derive(Clone, Debug, Default)]
+pub struct Samples<'a> {
+    items: Vec<Sample<'a>>,
+    /// Invariant: when `Some`, exactly what encoding `items` as a JSON array writes.
+    text: Option<&'a [u8]>,
+}
+
+impl<'a> Samples<'a> {
+    /// Samples decoded from `text` (a JSON array, from `[` to `]`), which the decoder has
+    /// checked to be what encoding them writes.
+    pub(crate) fn with_text(items: Vec<Sample<'a>>, text: &'a [u8]) -> Samples<'a> {
+        debug_assert!(text.first() == Some(&b'[') && text.last() == Some(&b']'));
+        Samples {
+            items,
+            text: Some(text),
+        }
+    }
+
+    /// The JSON array these samples were decoded from, when it is exactly what encoding them
+    /// writes.
+    pub(crate) fn json_text(&self) -> Option<&'a [u8]> {
+        self.text
+    }
+
+    /// The samples, without their text.
+    pub fn into_vec(self) -> Vec<Sample<'a>> {
+        self.items
+    }
+}
+
+impl<'a> From<Vec<Sample<'a>>> for Samples<'a> {
+    fn from(items: Vec<Sample<'a>>) -> Self {
+        Samples { items, text: None }
+    }
+}
+
+impl<'a> FromIterator<Sample<'a>> for Samples<'a> {
+    fn from_iter<I: IntoIterator<Item = Sample<'a>>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl<'a> std::ops::Deref for Samples<'a> {
+    type Target = [Sample<'a>];
+
+    fn deref(&self) -> &[Sample<'a>] {
+        &self.items
+    }
+}
+
+impl<'a> std::ops::DerefMut for Samples<'a> {
+    fn deref_mut(&mut self) -> &mut [Sample<'a>] {
+        self.text = None;
+        &mut self.items
+    }
+}
+
+impl PartialEq for Samples<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl<'s, 'a> IntoIterator for &'s Samples<'a> {
+    type Item = &'s Sample<'a>;
+    type IntoIter = std::slice::Iter<'s, Sample<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
 /// A time series with display bounds (spec §4.2).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metric<'a> {
-    /// Samples in strictly increasing date order (not checked; merges rely on it).
-    pub samples: Vec<Sample<'a>>,
+    /// The samples.
+    pub samples: Samples<'a>,
     /// Lower display bound.
     pub min: f64,
     /// Upper display bound.

@@ -124,6 +124,7 @@ fn metric(m: Metric<'_>) -> Metric<'static> {
     Metric {
         samples: m
             .samples
+            .into_vec()
             .into_iter()
             .map(|sample| Sample {
                 date: sample.date,

@@ -62,6 +62,19 @@ struct QuotedTail {
     len: usize,
     nanos: u32,
     offset_min: Option<i16>,
+    /// Whether the tail is spelt as [`Time::write_rfc3339`] writes it.
+    as_written: bool,
+}
+
+/// A timestamp string [`QuotedTimes`] recognised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Recognised {
+    pub(crate) time: Time,
+    /// The length of the text with its closing quote.
+    pub(crate) len: usize,
+    /// Whether the text is exactly what [`Time::write_rfc3339`] writes for `time`, so that it
+    /// can be copied instead of written again.
+    pub(crate) as_written: bool,
 }
 
 impl QuotedTimes {
@@ -70,7 +83,7 @@ impl QuotedTimes {
     /// value is the one [`Time::parse`] gives, because everything not parsed here is bytes
     /// equal to text that was parsed.
     #[inline(always)]
-    pub(crate) fn quick(&self, b: &[u8]) -> Option<(Time, usize)> {
+    pub(crate) fn quick(&self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
         let word = u128::from_le_bytes(b.get(19..35)?.try_into().ok()?);
         let tail = self
@@ -78,17 +91,22 @@ impl QuotedTimes {
             .iter()
             .find(|t| t.len != 0 && (word ^ t.bytes) & t.mask == 0)?;
         let secs = local - i64::from(tail.offset_min.unwrap_or(0)) * 60;
-        let t = Time {
+        let time = Time {
             secs,
             nanos: tail.nanos,
             offset_min: tail.offset_min,
         };
-        Some((t, 19 + tail.len))
+        Some(Recognised {
+            time,
+            len: 19 + tail.len,
+            // The date and clock are fixed-width digits, always written as they were read.
+            as_written: tail.as_written,
+        })
     }
 
     /// [`QuotedTimes::quick`], or else [`QuotedTimes::on_known_date`].
     #[inline(always)]
-    pub(crate) fn recognise(&mut self, b: &[u8]) -> Option<(Time, usize)> {
+    pub(crate) fn recognise(&mut self, b: &[u8]) -> Option<Recognised> {
         match self.quick(b) {
             Some(hit) => Some(hit),
             None => self.on_known_date(b),
@@ -99,7 +117,7 @@ impl QuotedTimes {
     /// not remembered: reads just that tail, up to the closing quote, and remembers it. The
     /// value is again the one [`Time::parse`] gives: the date is bytes equal to a parsed one,
     /// and the clock and tail are checked as it checks them.
-    pub(crate) fn on_known_date(&mut self, b: &[u8]) -> Option<(Time, usize)> {
+    pub(crate) fn on_known_date(&mut self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
         let len = 19 + super::fast::special_byte(b.get(19..)?)?;
         if b.get(len) != Some(&b'"') {
@@ -107,13 +125,17 @@ impl QuotedTimes {
         }
         let text = b.get(..len)?;
         let (nanos, offset_min) = fraction_and_offset(text).ok()?;
-        let t = Time {
+        let time = Time {
             secs: local - i64::from(offset_min.unwrap_or(0)) * 60,
             nanos,
             offset_min,
         };
-        self.remember(text, t);
-        Some((t, len + 1))
+        let as_written = self.remember(text, time);
+        Some(Recognised {
+            time,
+            len: len + 1,
+            as_written,
+        })
     }
 
     /// The local seconds since the epoch of the date and clock that `b` starts with, when the
@@ -129,11 +151,13 @@ impl QuotedTimes {
         Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
     }
 
-    /// Remembers `text` (a time string's text, without quotes) that parsed to `t`.
-    pub(crate) fn remember(&mut self, text: &[u8], t: Time) {
+    /// Remembers `text` (a time string's text, without quotes) that parsed to `t`, and tells
+    /// whether its tail is spelt as [`Time::write_rfc3339`] writes it.
+    pub(crate) fn remember(&mut self, text: &[u8], t: Time) -> bool {
         let (Some(date), Some(tail)) = (text.get(..10), text.get(19..)) else {
-            return;
+            return false;
         };
+        let as_written = tail_as_written(tail, &t);
         let local = t
             .secs
             .saturating_add(i64::from(t.offset_min.unwrap_or(0)) * 60);
@@ -141,7 +165,7 @@ impl QuotedTimes {
         self.days = Some(local.div_euclid(86_400));
         // The tail and its quote must fit the 16-byte word.
         if tail.len() >= 16 {
-            return;
+            return as_written;
         }
         let mut bytes = [0u8; 16];
         bytes[..tail.len()].copy_from_slice(tail);
@@ -153,16 +177,54 @@ impl QuotedTimes {
             len,
             nanos: t.nanos,
             offset_min: t.offset_min,
+            as_written,
         };
-        if self
+        if !self
             .tails
             .iter()
             .any(|t| t.len == len && t.bytes == entry.bytes)
         {
-            return;
+            self.tails[self.next] = entry;
+            self.next ^= 1;
         }
-        self.tails[self.next] = entry;
-        self.next ^= 1;
+        as_written
+    }
+}
+
+/// Whether `tail`, the text after the clock of a time that parsed to `t`, is what
+/// [`Time::write_rfc3339`] writes there: a fraction of one to nine digits without trailing
+/// zeros (or none), then `Z`, or a non-zero offset with minutes below 60. Go's parser also
+/// takes `,`, longer or zero-padded fractions, and `+00:00` or `+01:60`, which are written
+/// differently.
+fn tail_as_written(tail: &[u8], t: &Time) -> bool {
+    let offset = match tail.iter().position(|&c| matches!(c, b'Z' | b'+' | b'-')) {
+        Some(at) => {
+            let fraction = &tail[..at];
+            let digits = fraction.len().saturating_sub(1);
+            let fraction_ok = match fraction.split_first() {
+                None => true,
+                Some((b'.', rest)) => {
+                    (1..=9).contains(&digits) && rest.last().is_some_and(|&c| c != b'0')
+                }
+                Some(_) => false,
+            };
+            if !fraction_ok {
+                return false;
+            }
+            &tail[at..]
+        }
+        None => return false,
+    };
+    match (offset, t.offset_min) {
+        (b"Z", None) => true,
+        ([sign, h1, h2, b':', m1, m2], Some(minutes)) if minutes != 0 => {
+            let a = minutes.unsigned_abs();
+            let want_sign = if minutes < 0 { b'-' } else { b'+' };
+            *sign == want_sign
+                && [*h1, *h2] == PAIRS[usize::from(a / 60).min(99)]
+                && [*m1, *m2] == PAIRS[usize::from(a % 60)]
+        }
+        _ => false,
     }
 }
 
@@ -797,7 +859,7 @@ mod tests {
                 let quoted = format!("{probe}\",\"value\":1}}]}}}}}}");
                 let want = Time::parse(probe).ok();
                 match times.quick(quoted.as_bytes()) {
-                    Some((got, len)) => {
+                    Some(Recognised { time: got, len, .. }) => {
                         assert_eq!(Some(got), want, "{first} then {probe}");
                         assert!(got.same_repr(&want.unwrap()), "{first} then {probe}");
                         assert_eq!(len, probe.len() + 1, "{first} then {probe}");
@@ -809,11 +871,11 @@ mod tests {
                 // else is left to the general parse.
                 let mut learning = times;
                 match learning.on_known_date(quoted.as_bytes()) {
-                    Some((got, len)) => {
+                    Some(hit @ Recognised { time: got, len, .. }) => {
                         assert_eq!(Some(got), want, "{first} then {probe}");
                         assert!(got.same_repr(&want.unwrap()), "{first} then {probe}");
                         assert_eq!(len, probe.len() + 1, "{first} then {probe}");
-                        assert_eq!(learning.quick(quoted.as_bytes()), Some((got, len)));
+                        assert_eq!(learning.quick(quoted.as_bytes()), Some(hit));
                     }
                     None => assert!(
                         want.is_none() || !probe.starts_with("2023-06-01T"),
@@ -845,7 +907,7 @@ mod tests {
             "2023-06-01T10:00:00.076932697Z\"    ",
             "2023-06-01T10:00:00.076932Z\"       ",
         ] {
-            let (got, _) = times.quick(probe.as_bytes()).expect(probe);
+            let got = times.quick(probe.as_bytes()).expect(probe).time;
             assert_eq!(
                 Some(got),
                 Time::parse(probe.split('"').next().unwrap()).ok()
@@ -857,6 +919,58 @@ mod tests {
                 .quick(b"2023-06-01T10:00:00Z\"")
                 .is_none()
         );
+    }
+
+    // A recognised time is flagged as written exactly when writing its value gives its text
+    // back, over every fraction length, trailing zeros, both separators and offset spellings;
+    // so a flagged text can be copied in place of writing the time.
+    #[test]
+    fn recognised_as_written_exactly_when_writing_gives_the_text_back() {
+        let fractions = [
+            "",
+            ".5",
+            ".50",
+            ".05",
+            ",5",
+            ".123456789",
+            ".123456780",
+            ".1234567891",
+            ".000000001",
+            ".0",
+            ".100000000",
+        ];
+        let offsets = [
+            "Z", "+00:00", "-00:00", "+02:00", "-11:30", "+01:60", "+24:00", "-00:01", "+05:07",
+        ];
+        let (mut written, mut not) = (0, 0);
+        for fraction in fractions {
+            for offset in offsets {
+                let text = format!("2023-06-01T10:20:30{fraction}{offset}");
+                let Ok(t) = Time::parse(&text) else {
+                    continue;
+                };
+                let mut again = Vec::new();
+                t.write_rfc3339(&mut again);
+                let want = again == text.as_bytes();
+                let quoted = format!("{text}\",\"value\":1}}]}}}}}}");
+                // Learnt from a parse, then read through each recognising path.
+                let mut times = QuotedTimes::default();
+                assert_eq!(times.remember(text.as_bytes(), t), want, "{text}");
+                if text.len() - 19 < 16 {
+                    let hit = times.quick(quoted.as_bytes()).expect(&text);
+                    assert_eq!(hit.as_written, want, "{text}");
+                }
+                let mut times = QuotedTimes::default();
+                times.remember(
+                    b"2023-06-01T00:00:00Z",
+                    Time::parse("2023-06-01T00:00:00Z").unwrap(),
+                );
+                let hit = times.on_known_date(quoted.as_bytes()).expect(&text);
+                assert_eq!(hit.as_written, want, "{text}");
+                if want { written += 1 } else { not += 1 }
+            }
+        }
+        assert!(written > 10 && not > 10, "{written} written, {not} not");
     }
 
     // The cached writers write what the general one writes, whatever they remember.
