@@ -766,9 +766,10 @@ impl<'a> Scanner<'a> {
         self.object(|p, key| value(p, map.slot(key)))
     }
 
-    /// Collected in a reused buffer and copied out at the exact size: growing a fresh vector
-    /// reallocated every list longer than four.
-    fn string_list(&mut self) -> Fast<Vec<Str<'a>>> {
+    /// The strings of a list (none for `null`) in the reused scratch vector, which the caller
+    /// drains and gives back: lists are copied out at their exact size, since growing a fresh
+    /// vector reallocated every list longer than four.
+    fn scratch_strings(&mut self) -> Fast<Vec<Str<'a>>> {
         let mut items = std::mem::take(&mut self.strings);
         items.clear();
         if !self.null() {
@@ -777,6 +778,11 @@ impl<'a> Scanner<'a> {
                 Some(())
             })?;
         }
+        Some(items)
+    }
+
+    fn string_list(&mut self) -> Fast<Vec<Str<'a>>> {
+        let mut items = self.scratch_strings()?;
         let mut list = Vec::with_capacity(items.len());
         list.append(&mut items);
         self.strings = items;
@@ -784,7 +790,10 @@ impl<'a> Scanner<'a> {
     }
 
     fn string_set(&mut self) -> Fast<StringSet<'a>> {
-        self.string_list().map(StringSet::from_unsorted)
+        let mut items = self.scratch_strings()?;
+        let set = StringSet::from_unsorted_scratch(&mut items);
+        self.strings = items;
+        Some(set)
     }
 
     /// A struct: `null` resets it, an object fills the named fields.

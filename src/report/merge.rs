@@ -244,6 +244,13 @@ fn first_ts(m: &LatestMap<'_>) -> super::Time {
 
 /// StringSet union (§6.1.1): sorted, duplicate-free.
 pub(crate) fn union<'a>(a: StringSet<'a>, b: StringSet<'a>) -> StringSet<'a> {
+    // Reports of one interval mostly repeat a node's sets: keep one side rather than build.
+    if b.is_empty() || a == b {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
     StringSet::from_sorted(merge_join(a.into_items(), b.into_items(), |s| s, |x, _| x))
 }
 

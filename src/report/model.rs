@@ -144,10 +144,52 @@ impl<'a, V> SortedMap<'a, V> {
 }
 
 /// A set of strings, sorted by bytes and duplicate-free (Scope's `StringSet`/`IDList`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct StringSet<'a> {
     /// Invariant: strictly increasing.
-    items: Vec<Str<'a>>,
+    items: SetItems<'a>,
+}
+
+/// A set's strings: one inline, or a vector. Half of a report's sets (most `parents`) hold one
+/// string, and a heap block each was a sixth of decoding's allocations.
+#[derive(Clone, Debug)]
+enum SetItems<'a> {
+    One(Str<'a>),
+    /// Any other number of strings.
+    Many(Vec<Str<'a>>),
+}
+
+impl Default for SetItems<'_> {
+    fn default() -> Self {
+        SetItems::Many(Vec::new())
+    }
+}
+
+impl<'a> SetItems<'a> {
+    fn from_vec(mut items: Vec<Str<'a>>) -> Self {
+        match items.pop() {
+            Some(only) if items.is_empty() => SetItems::One(only),
+            Some(last) => {
+                items.push(last);
+                SetItems::Many(items)
+            }
+            None => SetItems::Many(items),
+        }
+    }
+
+    fn as_slice(&self) -> &[Str<'a>] {
+        match self {
+            SetItems::One(only) => std::slice::from_ref(only),
+            SetItems::Many(items) => items,
+        }
+    }
+
+    fn into_vec(self) -> Vec<Str<'a>> {
+        match self {
+            SetItems::One(only) => vec![only],
+            SetItems::Many(items) => items,
+        }
+    }
 }
 
 impl<'a> StringSet<'a> {
@@ -163,44 +205,74 @@ impl<'a> StringSet<'a> {
             items.sort_unstable();
             items.dedup();
         }
-        StringSet { items }
+        StringSet {
+            items: SetItems::from_vec(items),
+        }
+    }
+
+    /// [`StringSet::from_unsorted`] over the strings drained from the decoder's reused
+    /// `scratch`: one string is kept inline, more are copied at their exact number.
+    pub(crate) fn from_unsorted_scratch(scratch: &mut Vec<Str<'a>>) -> Self {
+        if scratch.len() == 1
+            && let Some(only) = scratch.pop()
+        {
+            return StringSet {
+                items: SetItems::One(only),
+            };
+        }
+        let mut items = Vec::with_capacity(scratch.len());
+        items.append(scratch);
+        Self::from_unsorted(items)
     }
 
     /// Adds one string.
     pub fn insert(&mut self, s: impl Into<Str<'a>>) {
         let s = s.into();
-        if let Err(i) = self.items.binary_search(&s) {
-            self.items.insert(i, s);
+        if let Err(i) = self.items.as_slice().binary_search(&s) {
+            let mut items = std::mem::take(&mut self.items).into_vec();
+            items.insert(i, s);
+            self.items = SetItems::from_vec(items);
         }
     }
 
     /// Whether `s` is in the set.
     pub fn contains(&self, s: &str) -> bool {
-        self.items.binary_search_by(|x| x.as_ref().cmp(s)).is_ok()
+        self.items
+            .as_slice()
+            .binary_search_by(|x| x.as_ref().cmp(s))
+            .is_ok()
     }
 
     /// Number of strings.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.as_slice().len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.as_slice().is_empty()
     }
 
     /// Strings in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.items.iter().map(|s| s.as_ref())
+        self.items.as_slice().iter().map(|s| s.as_ref())
     }
 
     pub(crate) fn into_items(self) -> Vec<Str<'a>> {
-        self.items
+        self.items.into_vec()
     }
 
     pub(crate) fn from_sorted(items: Vec<Str<'a>>) -> Self {
         debug_assert!(items.windows(2).all(|w| w[0] < w[1]));
-        StringSet { items }
+        StringSet {
+            items: SetItems::from_vec(items),
+        }
+    }
+}
+
+impl PartialEq for StringSet<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items.as_slice() == other.items.as_slice()
     }
 }
 
@@ -854,6 +926,39 @@ mod tests {
         s.insert("a");
         assert_eq!(s.len(), 4);
         assert!(s.contains("c"));
+    }
+
+    // A one-string set is kept inline; however a set is built (decoder scratch, unsorted
+    // list, inserts, merge output), the same strings make the same set.
+    #[test]
+    fn string_sets_of_any_size_compare_by_their_strings() {
+        let strs = |v: &[&'static str]| v.iter().map(|&s| Str::from(s)).collect::<Vec<_>>();
+        for list in [&[][..], &["a"], &["b", "a"], &["c", "a", "b", "a"]] {
+            let mut scratch = strs(list);
+            let from_scratch = StringSet::from_unsorted_scratch(&mut scratch);
+            assert!(scratch.is_empty());
+            let mut inserted = StringSet::new();
+            for s in list {
+                inserted.insert(*s);
+            }
+            let unsorted = StringSet::from_unsorted(strs(list));
+            let mut sorted = strs(list);
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(from_scratch, unsorted, "{list:?}");
+            assert_eq!(inserted, unsorted, "{list:?}");
+            assert_eq!(StringSet::from_sorted(sorted.clone()), unsorted, "{list:?}");
+            assert_eq!(unsorted.len(), sorted.len());
+            assert_eq!(unsorted.is_empty(), sorted.is_empty());
+            assert!(unsorted.iter().eq(sorted.iter().map(|s| s.as_ref())));
+            assert_eq!(unsorted.clone().into_items(), sorted);
+            assert!(list.iter().all(|s| unsorted.contains(s)));
+            assert!(!unsorted.contains("z"));
+        }
+        let one = StringSet::from_unsorted(strs(&["a"]));
+        assert!(matches!(one.items, SetItems::One(_)));
+        assert_ne!(one, StringSet::from_unsorted(strs(&["a", "b"])));
+        assert_ne!(one, StringSet::new());
     }
 
     // spec §5.5: duplicates collapse, the last one wins.
