@@ -195,37 +195,22 @@ impl QuotedTimes {
 /// [`Time::write_rfc3339`] writes there: a fraction of one to nine digits without trailing
 /// zeros (or none), then `Z`, or a non-zero offset with minutes below 60. Go's parser also
 /// takes `,`, longer or zero-padded fractions, and `+00:00` or `+01:60`, which are written
-/// differently.
+/// differently. Having parsed, the tail is digits where these checks do not look.
 fn tail_as_written(tail: &[u8], t: &Time) -> bool {
-    let offset = match tail.iter().position(|&c| matches!(c, b'Z' | b'+' | b'-')) {
-        Some(at) => {
-            let fraction = &tail[..at];
-            let digits = fraction.len().saturating_sub(1);
-            let fraction_ok = match fraction.split_first() {
-                None => true,
-                Some((b'.', rest)) => {
-                    (1..=9).contains(&digits) && rest.last().is_some_and(|&c| c != b'0')
-                }
-                Some(_) => false,
-            };
-            if !fraction_ok {
-                return false;
-            }
-            &tail[at..]
-        }
-        None => return false,
+    let offset_len = if t.offset_min.is_some() { 6 } else { 1 };
+    let Some(fraction_len) = tail.len().checked_sub(offset_len) else {
+        return false;
     };
-    match (offset, t.offset_min) {
-        (b"Z", None) => true,
-        ([sign, h1, h2, b':', m1, m2], Some(minutes)) if minutes != 0 => {
-            let a = minutes.unsigned_abs();
-            let want_sign = if minutes < 0 { b'-' } else { b'+' };
-            *sign == want_sign
-                && [*h1, *h2] == PAIRS[usize::from(a / 60).min(99)]
-                && [*m1, *m2] == PAIRS[usize::from(a % 60)]
-        }
+    let fraction_as_written = match fraction_len {
+        0 => true,
+        2..=10 => tail[0] == b'.' && tail[fraction_len - 1] != b'0',
         _ => false,
-    }
+    };
+    // Parsed offset minutes run to 60; only `60` starts with a 6.
+    let offset_as_written = t
+        .offset_min
+        .is_none_or(|minutes| minutes != 0 && tail[tail.len() - 2] != b'6');
+    fraction_as_written && offset_as_written
 }
 
 /// The hour, minute and second of a clock spelt `hh:mm:ss`, if it is one (hour below 24,
@@ -935,12 +920,14 @@ mod tests {
             ".123456789",
             ".123456780",
             ".1234567891",
+            ".1234567890",
             ".000000001",
             ".0",
             ".100000000",
         ];
         let offsets = [
             "Z", "+00:00", "-00:00", "+02:00", "-11:30", "+01:60", "+24:00", "-00:01", "+05:07",
+            "-24:60", "+00:60", "+06:06", "-16:59",
         ];
         let (mut written, mut not) = (0, 0);
         for fraction in fractions {
