@@ -47,10 +47,9 @@ pub(crate) struct QuotedTimes {
     /// The date (`YYYY-MM-DD`) remembered last, and its local day number (`None` until one is).
     date: [u8; 10],
     days: Option<i64>,
-    /// The two tails remembered last: reports often alternate two fraction lengths.
+    /// The two tails remembered last, the newest first: reports often alternate two fraction
+    /// lengths.
     tails: [QuotedTail; 2],
-    /// Which of `tails` the next one to remember replaces.
-    next: usize,
 }
 
 /// The text after a time's clock (from byte 19) with the closing quote, as a little-endian
@@ -179,13 +178,12 @@ impl QuotedTimes {
             offset_min: t.offset_min,
             as_written,
         };
-        if !self
-            .tails
-            .iter()
-            .any(|t| t.len == len && t.bytes == entry.bytes)
-        {
-            self.tails[self.next] = entry;
-            self.next ^= 1;
+        let [newest, older] = self.tails;
+        let same = |t: &QuotedTail| t.len == len && t.bytes == entry.bytes;
+        if !same(&newest) {
+            // Newest first, where `quick` looks first: a node's latest times and its samples'
+            // times alternate, and a metric's samples all have the tail learnt last.
+            self.tails = [if same(&older) { older } else { entry }, newest];
         }
         as_written
     }
