@@ -298,6 +298,50 @@ fn digits_value(word: u64, n: usize) -> u32 {
     v as u32
 }
 
+/// Bytes [`Scanner::push_sample_as_go_writes_it`] reads a sample in: `{"date":"`, a time of at
+/// most 35 bytes and its quote, `,"value":` and `}` leave 42 for the number, which is more
+/// than Go writes.
+const SAMPLE_WINDOW: usize = 96;
+
+/// At the start of `b`: `open` (`{"key":"`), a timestamp `times` recognises, then `next`
+/// (`,"value":`). Returns the time and where the value starts (see
+/// [`Scanner::go_spelt_time_then`]).
+#[inline(always)]
+fn go_spelt_time_at_start<const N: usize>(
+    times: &mut QuotedTimes,
+    b: &[u8],
+    open: &[u8; N],
+    next: &[u8; 9],
+) -> Option<(Recognised, usize)> {
+    if b.get(..N)? != open.as_slice() {
+        return None;
+    }
+    let time = times.recognise(b.get(N..)?)?;
+    let value_at = N + time.len;
+    (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
+}
+
+/// A sample spelt `{"date":"…","value":…}` with a plain number at the start of `b`: the
+/// sample, its length, and whether encoding it writes this same text.
+#[inline(always)]
+fn go_spelt_sample_at_start<'a>(
+    times: &mut QuotedTimes,
+    b: &'a [u8],
+) -> Option<(Sample<'a>, usize, bool)> {
+    let (date, at) = go_spelt_time_at_start(times, b, br#"{"date":""#, br#","value":"#)?;
+    // In a window, a number running to its end has no `}` inside it and is not read here.
+    let end = plain_number_end(b, at)?;
+    let (Some(text), Some(b'}')) = (b.get(at..end), b.get(end)) else {
+        return None;
+    };
+    let sample = Sample {
+        date: date.time,
+        // Kept text, written back as it is.
+        value: Number::checked_text(text),
+    };
+    Some((sample, end + 1, date.as_written))
+}
+
 /// Four hex digits.
 fn hex4(s: &[u8]) -> Option<u32> {
     let mut v = 0;
@@ -1068,13 +1112,9 @@ impl<'a> Scanner<'a> {
         open: &[u8; N],
         next: &[u8; 9],
     ) -> Option<(Recognised, usize)> {
-        let (b, start) = (self.b, self.i);
-        if b.get(start..start + N)? != open.as_slice() {
-            return None;
-        }
-        let time = self.times.recognise(b.get(start + N..)?)?;
-        let value_at = start + N + time.len;
-        (b.get(value_at..value_at + 9)? == next.as_slice()).then_some((time, value_at + 9))
+        let (time, value_at) =
+            go_spelt_time_at_start(&mut self.times, self.b.get(self.i..)?, open, next)?;
+        Some((time, self.i + value_at))
     }
 
     /// Reads a value at `at` with `value` and the closing `}` of an entry that began at `self.i`;
@@ -1108,18 +1148,16 @@ impl<'a> Scanner<'a> {
     // stalled store-to-load forwards cost more than reading the sample.
     #[inline(always)]
     fn push_sample_as_go_writes_it(&mut self, samples: &mut Vec<Sample<'a>>) -> Option<bool> {
-        let (date, at) = self.go_spelt_time_then(br#"{"date":""#, br#","value":"#)?;
-        let end = plain_number_end(self.b, at)?;
-        let (Some(text), Some(b'}')) = (self.b.get(at..end), self.b.get(end)) else {
-            return None;
+        let rest = self.b.get(self.i..)?;
+        // Read in a window of known size wherever the body has room for one, so the parts at
+        // fixed places need no bounds checks.
+        let (sample, len, as_written) = match rest.first_chunk::<SAMPLE_WINDOW>() {
+            Some(window) => go_spelt_sample_at_start(&mut self.times, window)?,
+            None => go_spelt_sample_at_start(&mut self.times, rest)?,
         };
-        samples.push(Sample {
-            date: date.time,
-            // Kept text, written back as it is.
-            value: Number::checked_text(text),
-        });
-        self.i = end + 1;
-        Some(date.as_written)
+        samples.push(sample);
+        self.i += len;
+        Some(as_written)
     }
 
     /// A samples array, read onto `samples`; returns whether encoding them writes the array's
@@ -1439,7 +1477,20 @@ mod tests {
                 format!("{sample},{last}"),
                 format!("{first},{sample},{last}"),
             ] {
-                agree(&metric_doc(&samples));
+                for doc in metric_docs(&samples) {
+                    agree(&doc);
+                }
+            }
+        }
+        // Numbers whose `}` falls on either side of the end of the fast path's window: read
+        // there or by the object walk, but never by the reference decoder.
+        let boundary = (40..=50)
+            .map(|n| "9".repeat(n))
+            .chain((36..=48).map(|n| format!("-0.{}1", "0".repeat(n))));
+        for number in boundary {
+            let sample = format!(r#"{{"date":"{later}","value":{number}}}"#);
+            for doc in metric_docs(&format!("{sample},{sample}")) {
+                assert!(agree(&doc), "{doc}");
             }
         }
         // Separators and brackets other than Go's.
@@ -1447,7 +1498,11 @@ mod tests {
             r#"{"date":"2023-06-01T10:00:00.780774697Z","value":1}"#,
             r#"{"date":"2023-06-01T10:00:01.780774697Z","value":2.5}"#,
         );
-        assert!(agree(&metric_doc(&format!("{a},{b}"))));
+        assert!(
+            metric_docs(&format!("{a},{b}"))
+                .iter()
+                .all(|doc| agree(doc))
+        );
         for samples in [
             format!("{a}, {b}"),
             format!("{a} ,{b}"),
@@ -1458,10 +1513,14 @@ mod tests {
             String::new(),
             " ".to_string(),
         ] {
-            agree(&metric_doc(&samples));
+            for doc in metric_docs(&samples) {
+                agree(&doc);
+            }
         }
         agree(r#"{"Host":{"nodes":{"a":{"metrics":{"m":{"samples":null}}}}}}"#);
-        agree(&metric_doc(a).replace("[", "[[").replace("]", "]]"));
+        for doc in metric_docs(a) {
+            agree(&doc.replace("[", "[[").replace("]", "]]"));
+        }
     }
 
     // A samples array keeps its text, to be copied when encoding, exactly when encoding its
@@ -1493,18 +1552,19 @@ mod tests {
                 format!("{sample},{first}"),
                 format!("{first}, {sample}"),
             ] {
-                let doc = metric_doc(&samples);
-                assert!(agree(&doc), "{doc}");
-                let report = decode_fast_only(doc.as_bytes(), now()).unwrap();
-                let node = report.topology(TopologyKind::Host).nodes.get("a").unwrap();
-                let text = node.metrics.get("m").unwrap().samples.json_text();
-                let go_spelt = !samples.contains(' ');
-                if written == date.as_bytes() && go_spelt {
-                    assert_eq!(text, Some(format!("[{samples}]").as_bytes()), "{samples}");
-                    kept += 1;
-                } else {
-                    assert_eq!(text, None, "{samples}");
-                    dropped += 1;
+                for doc in metric_docs(&samples) {
+                    assert!(agree(&doc), "{doc}");
+                    let report = decode_fast_only(doc.as_bytes(), now()).unwrap();
+                    let node = report.topology(TopologyKind::Host).nodes.get("a").unwrap();
+                    let text = node.metrics.get("m").unwrap().samples.json_text();
+                    let go_spelt = !samples.contains(' ');
+                    if written == date.as_bytes() && go_spelt {
+                        assert_eq!(text, Some(format!("[{samples}]").as_bytes()), "{samples}");
+                        kept += 1;
+                    } else {
+                        assert_eq!(text, None, "{samples}");
+                        dropped += 1;
+                    }
                 }
             }
         }
@@ -1514,13 +1574,19 @@ mod tests {
         );
     }
 
-    /// A report whose metric `m` has `samples` between the brackets. A metric before it
-    /// makes its times known, as the fast paths need.
-    fn metric_doc(samples: &str) -> String {
+    /// A report whose metric `m` has `samples` between the brackets, as it is and with a
+    /// skipped field after them, so that its last samples are read both near the end of the
+    /// body and in the fast path's window. A metric before it makes its times known, as the
+    /// fast paths need.
+    fn metric_docs(samples: &str) -> [String; 2] {
         let known = r#""l":{"samples":[{"date":"2023-06-01T09:59:59.780774697Z","value":0}]}"#;
-        format!(
-            r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{{known},"m":{{"samples":[{samples}],"min":0,"max":1}}}}}}}}}}}}"#
-        )
+        let doc = |pad: &str| {
+            format!(
+                r#"{{"Host":{{"nodes":{{"a":{{"metrics":{{{known},"m":{{"samples":[{samples}],"min":0,"max":1{pad}}}}}}}}}}}}}"#
+            )
+        };
+        let pad = format!(r#","pad":"{}""#, "x".repeat(SAMPLE_WINDOW));
+        [doc(""), doc(&pad)]
     }
 
     // Latest entries spelt as Go writes them are read without the object walk; any other
