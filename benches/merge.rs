@@ -22,6 +22,11 @@
 //! `valgrind --tool=callgrind --toggle-collect='*pipeline_once*'`, a figure that, unlike
 //! wall time on a shared machine, does not drift from run to run.
 //!
+//! `SCOPE_PROBE_BENCH_FASTEST=<runs>` times that many single runs of validate-only and of the
+//! pipeline, alternating, for each group, prints the fastest and the median of each and exits:
+//! on a shared machine the fastest run is the one least disturbed by other tenants, where
+//! criterion's mean moves with them.
+//!
 //! Not here: correctness of merge (unit tests and the Go vectors cover that).
 
 mod corpus;
@@ -30,6 +35,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
@@ -137,6 +143,19 @@ fn main() {
         eprintln!("{}: one run, {len} bytes out", spec.name);
         return;
     }
+    if let Some(runs) = std::env::var_os("SCOPE_PROBE_BENCH_FASTEST") {
+        let runs = runs
+            .to_str()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0);
+        let Some(runs) = runs else {
+            panic!("SCOPE_PROBE_BENCH_FASTEST: expected a number of runs");
+        };
+        for spec in &GROUPS {
+            fastest_runs(spec, runs);
+        }
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     for spec in &GROUPS {
         let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
@@ -162,6 +181,45 @@ fn main() {
         with_report::print_merge_allocations(spec.name, &bodies);
     }
     criterion.final_summary();
+}
+
+/// Times `runs` single runs of validate-only and of the pipeline over `spec`'s corpus,
+/// alternating so that both see the same disturbances, and prints the fastest and median.
+fn fastest_runs(spec: &GroupSpec, runs: usize) {
+    let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
+    let total: usize = bodies.iter().map(Vec::len).sum();
+    let mut out = Vec::new();
+    // Warm-up: the output buffer and the allocator reach their steady state.
+    with_report::decode_merge_encode(&bodies, &mut out);
+    let (mut validate, mut pipeline) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let start = Instant::now();
+        validate_all(&bodies);
+        validate.push(start.elapsed());
+        let start = Instant::now();
+        with_report::decode_merge_encode(&bodies, &mut out);
+        pipeline.push(start.elapsed());
+    }
+    validate.sort();
+    pipeline.sort();
+    let per_second = |d: Duration| total as f64 / d.as_secs_f64();
+    let mib = |d: Duration| per_second(d) / f64::from(1 << 20);
+    let (v_fast, v_mid) = (validate[0], validate[runs / 2]);
+    let (p_fast, p_mid) = (pipeline[0], pipeline[runs / 2]);
+    eprintln!(
+        "{}: {runs} runs, fastest / median: validate-only {:.0} / {:.0} MiB/s; \
+         decode + merge + encode {:.0} / {:.0} MiB/s ({:.0} / {:.0} MB/s), \
+         {:.1} / {:.1} % of validate-only",
+        spec.name,
+        mib(v_fast),
+        mib(v_mid),
+        mib(p_fast),
+        mib(p_mid),
+        per_second(p_fast) / 1e6,
+        per_second(p_mid) / 1e6,
+        100.0 * v_fast.as_secs_f64() / p_fast.as_secs_f64(),
+        100.0 * v_mid.as_secs_f64() / p_mid.as_secs_f64(),
+    );
 }
 
 fn validate_all(bodies: &[Vec<u8>]) {
