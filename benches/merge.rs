@@ -25,7 +25,8 @@
 //! `SCOPE_PROBE_BENCH_FASTEST=<runs>` times that many single runs of validate-only and of the
 //! pipeline, alternating, for each group, prints the fastest and the median of each and exits:
 //! on a shared machine the fastest run is the one least disturbed by other tenants, where
-//! criterion's mean moves with them.
+//! criterion's mean moves with them. With `SCOPE_PROBE_BENCH_PHASES=1` too, it also prints the
+//! fastest time of each phase.
 //!
 //! Not here: correctness of merge (unit tests and the Go vectors cover that).
 
@@ -220,6 +221,14 @@ fn fastest_runs(spec: &GroupSpec, runs: usize) {
         100.0 * v_fast.as_secs_f64() / p_fast.as_secs_f64(),
         100.0 * v_mid.as_secs_f64() / p_mid.as_secs_f64(),
     );
+    if std::env::var_os("SCOPE_PROBE_BENCH_PHASES").is_some() {
+        let [decode, decode_merge, encode, drop] = with_report::fastest_phases(&bodies, runs);
+        eprintln!(
+            "{}: fastest phases: decode (each report dropped) {decode:.2} ms, decode + merge \
+             {decode_merge:.2} ms, encode {encode:.2} ms, drop the merged report {drop:.2} ms",
+            spec.name
+        );
+    }
 }
 
 fn validate_all(bodies: &[Vec<u8>]) {
@@ -258,6 +267,7 @@ mod with_report {
     use scope_probe::report::{Report, Time, decode_plugin_report, encode};
     use serde_json::Value;
     use std::hint::black_box;
+    use std::time::Instant;
 
     /// Well after every timestamp in the corpus (which starts at 2026-11-22T01:00:00Z).
     fn now() -> Time {
@@ -323,6 +333,39 @@ mod with_report {
             })
         });
         eprintln!("merged report encodes to {} bytes", out.len());
+    }
+
+    /// The fastest of `runs` timings of each phase of [`decode_merge_encode`], in
+    /// milliseconds: decoding every body (each report dropped at once), decoding and merging
+    /// them, encoding the merged report, and dropping it.
+    pub fn fastest_phases(bodies: &[Vec<u8>], runs: usize) -> [f64; 4] {
+        let mut fastest = [f64::INFINITY; 4];
+        let mut out = Vec::new();
+        let mut time = |phase: usize, start: Instant| {
+            fastest[phase] = fastest[phase].min(start.elapsed().as_secs_f64() * 1e3);
+        };
+        for _ in 0..runs {
+            let start = Instant::now();
+            for body in black_box(bodies) {
+                black_box(decode_plugin_report(body, now()).expect("corpus report decodes"));
+            }
+            time(0, start);
+            let start = Instant::now();
+            let mut acc = Report::make();
+            for body in black_box(bodies) {
+                acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+            }
+            time(1, start);
+            let start = Instant::now();
+            out.clear();
+            encode(black_box(&acc), &mut out);
+            black_box(&out);
+            time(2, start);
+            let start = Instant::now();
+            drop(black_box(acc));
+            time(3, start);
+        }
+        fastest
     }
 
     /// Prints the allocations `Report::merge` makes over reports decoded beforehand.
