@@ -1143,9 +1143,9 @@ impl<'a> Scanner<'a> {
     /// A sample spelt `{"date":"…","value":…}` with a plain number (see
     /// [`Scanner::go_spelt_time_then`]), pushed onto `samples`, and whether encoding it writes
     /// this same text; `None` (consuming nothing) for any other spelling.
-    // Pushes rather than returns, all inlined: returned through memory, a sample was copied
-    // across the stack by loads that straddled the narrower stores that wrote it, and these
-    // stalled store-to-load forwards cost more than reading the sample.
+    // Pushes rather than returns, with its reader inlined: returned through memory, a sample
+    // was copied across the stack by loads that straddled the narrower stores that wrote it,
+    // and these stalled store-to-load forwards cost more than reading the sample.
     #[inline(always)]
     fn push_sample_as_go_writes_it(&mut self, samples: &mut Vec<Sample<'a>>) -> Option<bool> {
         let rest = self.b.get(self.i..)?;

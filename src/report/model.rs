@@ -167,14 +167,12 @@ impl Default for SetItems<'_> {
 
 impl<'a> SetItems<'a> {
     fn from_vec(mut items: Vec<Str<'a>>) -> Self {
-        match items.pop() {
-            Some(only) if items.is_empty() => SetItems::One(only),
-            Some(last) => {
-                items.push(last);
-                SetItems::Many(items)
-            }
-            None => SetItems::Many(items),
+        if items.len() == 1
+            && let Some(only) = items.pop()
+        {
+            return SetItems::One(only);
         }
+        SetItems::Many(items)
     }
 
     fn as_slice(&self) -> &[Str<'a>] {
@@ -216,6 +214,7 @@ impl<'a> StringSet<'a> {
         if scratch.len() == 1
             && let Some(only) = scratch.pop()
         {
+            // The scratch keeps its block for the next list; this set needs none.
             return StringSet {
                 items: SetItems::One(only),
             };
