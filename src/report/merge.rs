@@ -757,7 +757,7 @@ mod tests {
     }
 
     use crate::report::model::{
-        Control, DnsRecord, MetadataTemplate, MetricTemplate, PluginSpec, Sample, Samples,
+        Control, DnsRecord, MetadataTemplate, MetricTemplate, Number, PluginSpec, Sample, Samples,
     };
     use crate::report::{Time, TopologyKind as K};
 
@@ -918,40 +918,56 @@ mod tests {
         out
     }
 
-    // spec §6.1.4: merging only the overlapping end in place gives Go's result, also for
-    // samples out of order (which Scope does not check either).
     // A metric's kept sample text survives a merge only where its samples pass through
     // unchanged (an empty other side); combined samples are written one by one again.
     #[test]
     fn merged_samples_keep_text_only_when_unchanged() {
-        let text = br#"[{"date":"2023-06-01T10:00:00Z","value":1}]"#;
-        let with_text = |secs: u32| Metric {
-            samples: Samples::with_text(metric(&[(secs, 1.0)], 0.0, 1.0).samples.into_vec(), text),
-            min: 0.0,
-            max: 1.0,
+        // Each text is what encoding its samples writes, as the decoder guarantees.
+        let kept = [
+            (&br#"[{"date":"2023-06-01T10:00:00Z","value":1}]"#[..], &[("10:00:00", "1")][..]),
+            (
+                br#"[{"date":"2023-06-01T10:00:01Z","value":2},{"date":"2023-06-01T10:00:02Z","value":3}]"#,
+                &[("10:00:01", "2"), ("10:00:02", "3")],
+            ),
+        ];
+        let with_text = |i: usize| {
+            let (text, samples) = kept[i];
+            let items = samples
+                .iter()
+                .map(|&(clock, value)| Sample {
+                    date: Time::parse(&format!("2023-06-01T{clock}Z")).unwrap(),
+                    value: Number::from_json_text(value).unwrap(),
+                })
+                .collect();
+            Metric {
+                samples: Samples::with_text(items, text),
+                min: 0.0,
+                max: 1.0,
+            }
         };
-        assert_eq!(
-            merge_metric(with_text(0), Metric::default())
-                .samples
-                .json_text(),
-            Some(&text[..])
-        );
-        assert_eq!(
-            merge_metric(Metric::default(), with_text(0))
-                .samples
-                .json_text(),
-            Some(&text[..])
-        );
-        for (a, b) in [(0, 1), (1, 0), (0, 0)] {
-            let merged = merge_metric(with_text(a), with_text(b));
-            assert!(!merged.samples.is_empty());
-            assert_eq!(merged.samples.json_text(), None, "{a} and {b}");
+        for (i, (text, _)) in kept.iter().enumerate() {
+            let alone = merge_metric(with_text(i), Metric::default());
+            assert_eq!(alone.samples.json_text(), Some(*text));
+            let alone = merge_metric(Metric::default(), with_text(i));
+            assert_eq!(alone.samples.json_text(), Some(*text));
         }
-        let mut changed = with_text(0);
-        changed.samples[0].value = 2.0.into();
+        for (a, b, want) in [
+            (0, 1, &[1.0, 2.0, 3.0][..]),
+            (1, 0, &[1.0, 2.0, 3.0]),
+            (1, 1, &[2.0, 3.0]),
+        ] {
+            let merged = merge_metric(with_text(a), with_text(b));
+            assert_eq!(merged.samples.json_text(), None, "{a} and {b}");
+            assert_eq!(values(&merged), want, "{a} and {b}");
+        }
+        let mut changed = with_text(1);
+        changed.samples[0].value = 5.0.into();
         assert_eq!(changed.samples.json_text(), None);
+        assert_eq!(values(&changed), [5.0, 3.0]);
     }
 
+    // spec §6.1.4: merging only the overlapping end in place gives Go's result, also for
+    // samples out of order (which Scope does not check either).
     #[test]
     fn interleave_equals_forward_merge() {
         let mut below = below(0x2545_f491_4f6c_dd1d);
