@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
+use scope_probe::report::DecodeArena;
 
 /// A `GlobalAlloc` over `System` that counts allocations while [`allocations_during`] runs,
 /// so the bench can print how many allocations a phase makes.
@@ -138,9 +139,9 @@ fn main() {
             panic!("SCOPE_PROBE_BENCH_ONCE: no group {group:?}");
         };
         let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
-        let mut out = Vec::new();
-        with_report::decode_merge_encode(&bodies, &mut out);
-        let len = with_report::pipeline_once(&bodies, &mut out);
+        let (mut arena, mut out) = (DecodeArena::new(), Vec::new());
+        with_report::decode_merge_encode(&bodies, &mut arena, &mut out);
+        let len = with_report::pipeline_once(&bodies, &mut arena, &mut out);
         eprintln!("{}: one run, {len} bytes out", spec.name);
         return;
     }
@@ -189,16 +190,16 @@ fn main() {
 fn fastest_runs(spec: &GroupSpec, runs: usize) {
     let bodies = corpus::generate(spec.reports, spec.nodes, SEED);
     let total: usize = bodies.iter().map(Vec::len).sum();
-    let mut out = Vec::new();
-    // Warm-up: the output buffer and the allocator reach their steady state.
-    with_report::decode_merge_encode(&bodies, &mut out);
+    let (mut arena, mut out) = (DecodeArena::new(), Vec::new());
+    // Warm-up: the output buffer, the arena and the allocator reach their steady state.
+    with_report::decode_merge_encode(&bodies, &mut arena, &mut out);
     let (mut validate, mut pipeline) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
         let start = Instant::now();
         validate_all(&bodies);
         validate.push(start.elapsed());
         let start = Instant::now();
-        with_report::decode_merge_encode(&bodies, &mut out);
+        with_report::decode_merge_encode(&bodies, &mut arena, &mut out);
         pipeline.push(start.elapsed());
     }
     validate.sort();
@@ -264,7 +265,7 @@ fn dump_corpora(dir: &Path) {
 mod with_report {
     use criterion::BenchmarkGroup;
     use criterion::measurement::WallTime;
-    use scope_probe::report::{Report, Time, decode_plugin_report, encode};
+    use scope_probe::report::{DecodeArena, Report, Time, decode_plugin_report_in, encode};
     use serde_json::Value;
     use std::hint::black_box;
     use std::time::Instant;
@@ -274,13 +275,20 @@ mod with_report {
         Time::from_unix_nanos(1_795_400_000_000_000_000)
     }
 
+    /// Decodes `body` into `arena`, as the probe does.
+    fn decode<'a>(body: &'a [u8], arena: &'a DecodeArena) -> Report<'a> {
+        // unwrap: the corpus is valid; a decode failure is a bug worth a panic.
+        decode_plugin_report_in(body, now(), arena).expect("corpus report decodes")
+    }
+
     /// What `decode_merge_encode` times: every body decoded and merged into one report, which
-    /// is encoded into `out`.
-    pub fn decode_merge_encode(bodies: &[Vec<u8>], out: &mut Vec<u8>) {
+    /// is encoded into `out`. Like the probe in a publish interval, it starts by resetting the
+    /// arena it decodes into.
+    pub fn decode_merge_encode(bodies: &[Vec<u8>], arena: &mut DecodeArena, out: &mut Vec<u8>) {
+        arena.reset();
         let mut acc = Report::make();
         for body in black_box(bodies) {
-            // unwrap: the corpus is valid; a decode failure is a bug worth a panic.
-            acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+            acc.merge(decode(body, arena));
         }
         out.clear();
         encode(&acc, out);
@@ -290,39 +298,43 @@ mod with_report {
     /// One run of [`decode_merge_encode`] in a function of its own, for callgrind's
     /// `--toggle-collect`; returns the encoded length.
     #[inline(never)]
-    pub fn pipeline_once(bodies: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
-        decode_merge_encode(bodies, out);
+    pub fn pipeline_once(bodies: &[Vec<u8>], arena: &mut DecodeArena, out: &mut Vec<u8>) -> usize {
+        decode_merge_encode(bodies, arena, out);
         out.len()
     }
 
     pub fn bench_decode_merge_encode(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
-        let mut out = Vec::new();
+        let (mut arena, mut out) = (DecodeArena::new(), Vec::new());
         group.bench_function("decode_merge_encode", |b| {
-            b.iter(|| decode_merge_encode(bodies, &mut out))
+            b.iter(|| decode_merge_encode(bodies, &mut arena, &mut out))
         });
     }
 
     /// Each phase of `decode_merge_encode` alone, to see where its time goes.
     pub fn bench_phases(group: &mut BenchmarkGroup<'_, WallTime>, bodies: &[Vec<u8>]) {
+        let mut arena = DecodeArena::new();
         group.bench_function("phase_decode", |b| {
             b.iter(|| {
+                arena.reset();
                 for body in black_box(bodies) {
-                    black_box(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                    black_box(decode(body, &arena));
                 }
             })
         });
         group.bench_function("phase_decode_merge", |b| {
             b.iter(|| {
+                arena.reset();
                 let mut acc = Report::make();
                 for body in black_box(bodies) {
-                    acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                    acc.merge(decode(body, &arena));
                 }
-                black_box(acc)
+                drop(black_box(acc));
             })
         });
+        arena.reset();
         let mut acc = Report::make();
         for body in bodies {
-            acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+            acc.merge(decode(body, &arena));
         }
         let mut out = Vec::new();
         group.bench_function("phase_encode", |b| {
@@ -340,20 +352,22 @@ mod with_report {
     /// them, encoding the merged report, and dropping it.
     pub fn fastest_phases(bodies: &[Vec<u8>], runs: usize) -> [f64; 4] {
         let mut fastest = [f64::INFINITY; 4];
-        let mut out = Vec::new();
+        let (mut arena, mut out) = (DecodeArena::new(), Vec::new());
         let mut time = |phase: usize, start: Instant| {
             fastest[phase] = fastest[phase].min(start.elapsed().as_secs_f64() * 1e3);
         };
         for _ in 0..runs {
             let start = Instant::now();
+            arena.reset();
             for body in black_box(bodies) {
-                black_box(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                black_box(decode(body, &arena));
             }
             time(0, start);
             let start = Instant::now();
+            arena.reset();
             let mut acc = Report::make();
             for body in black_box(bodies) {
-                acc.merge(decode_plugin_report(body, now()).expect("corpus report decodes"));
+                acc.merge(decode(body, &arena));
             }
             time(1, start);
             let start = Instant::now();
@@ -368,17 +382,21 @@ mod with_report {
         fastest
     }
 
-    /// Prints the allocations `Report::merge` makes over reports decoded beforehand.
+    /// Prints the allocations decoding and `Report::merge` make, the latter over reports
+    /// decoded beforehand.
     pub fn print_merge_allocations(name: &str, bodies: &[Vec<u8>]) {
+        let arena = DecodeArena::new();
         let (decoded, decode_count, _) = super::allocations_during(|| {
             bodies
                 .iter()
-                .map(|body| decode_plugin_report(body, now()).expect("corpus report decodes"))
+                .map(|body| decode(body, &arena))
                 .collect::<Vec<Report<'_>>>()
         });
         eprintln!(
-            "{name}: decoding made {} allocations per report",
-            decode_count / bodies.len().max(1) as u64
+            "{name}: decoding made {} allocations per report (the arena's blocks included; \
+             {} bytes in all)",
+            decode_count / bodies.len().max(1) as u64,
+            arena.allocated_bytes()
         );
         let mut acc = Report::make();
         let ((), count, bytes) = super::allocations_during(|| {

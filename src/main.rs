@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use scope_probe::cli::{self, Command, Options};
 use scope_probe::probe::{Config, Probe};
-use scope_probe::report::{self, Report, Time};
+use scope_probe::report::{self, DecodeArena, Report, Time};
 
 fn main() -> ExitCode {
     let command = match cli::parse_args(std::env::args_os().skip(1)) {
@@ -84,10 +84,11 @@ fn merge(files: &[String]) -> Result<(), String> {
         bodies.push(body);
     }
     let now = Time::from_system(SystemTime::now());
+    let arena = DecodeArena::new();
     let mut merged = Report::make();
     for (file, body) in files.iter().zip(&bodies) {
         let name = if file == "-" { "<stdin>" } else { file };
-        let rpt = report::decode_plugin_report(body, now)
+        let rpt = report::decode_plugin_report_in(body, now, &arena)
             .map_err(|e| format!("merge: {name}: decoding error: {e}"))?;
         merged.merge(rpt);
     }

@@ -1,12 +1,15 @@
 //! The merge borrows strings from the response buffers: merging decoded reports allocates
 //! memory for its maps, never for the strings in them. Shown with a counting allocator: the
 //! same reports with 8-byte and with 8,000-byte strings make the merge allocate exactly the
-//! same number of blocks and bytes.
+//! same number of blocks and bytes. Decoding into a `DecodeArena` allocates no heap block for
+//! a string that had escapes or for a metric's samples either.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use scope_probe::report::{Report, Time, decode_plugin_report};
+use scope_probe::report::{
+    DecodeArena, Report, Time, decode_plugin_report, decode_plugin_report_in,
+};
 
 struct Counting;
 
@@ -135,5 +138,46 @@ fn merging_allocates_for_maps_never_for_strings() {
         (short_allocs, short_bytes),
         (long_allocs, long_bytes),
         "string length changed what the merge allocated: strings were copied"
+    );
+}
+
+/// Heap allocations that decoding `body` makes, on the heap alone and into `arena` (reset
+/// first, so its block is reused).
+fn decode_cost(body: &str, arena: &mut DecodeArena) -> (u64, u64) {
+    let now = Time::from_unix_nanos(1_700_000_000_000_000_000);
+    let (_, heap, _) = counted(|| decode_plugin_report(body.as_bytes(), now).expect("decodes"));
+    arena.reset();
+    let (_, in_arena, _) =
+        counted(|| decode_plugin_report_in(body.as_bytes(), now, arena).expect("decodes"));
+    (heap, in_arena)
+}
+
+#[test]
+fn decoding_into_an_arena_allocates_nothing_per_escaped_string_or_sample_list() {
+    let plain = report(1, 40, 24);
+    // Every `x` spelt as a JSON escape: the same report, but no value can be borrowed as is.
+    let escaped = plain.replace('x', "\\u0078");
+    let now = Time::from_unix_nanos(1_700_000_000_000_000_000);
+    assert_eq!(
+        decode_plugin_report(plain.as_bytes(), now).expect("decodes"),
+        decode_plugin_report(escaped.as_bytes(), now).expect("decodes"),
+    );
+    let mut arena = DecodeArena::new();
+    // Warm-up: a reset keeps the arena's last block only, which holds the whole report from
+    // the second round on.
+    decode_cost(&escaped, &mut arena);
+    decode_cost(&escaped, &mut arena);
+
+    let (plain_heap, plain_arena) = decode_cost(&plain, &mut arena);
+    let (escaped_heap, escaped_arena) = decode_cost(&escaped, &mut arena);
+    // 80 nodes with one metric each: one block per sample list, on the heap path only.
+    assert_eq!(plain_heap - plain_arena, 80, "sample lists");
+    assert!(
+        escaped_heap > plain_heap + 80 * 8,
+        "on the heap, each escaped string is a block of its own"
+    );
+    assert_eq!(
+        escaped_arena, plain_arena,
+        "escaped strings took heap blocks"
     );
 }

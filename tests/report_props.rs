@@ -9,8 +9,8 @@ mod util;
 use proptest::prelude::*;
 use scope_probe::report::testing::{decode_fast_only, decode_reference};
 use scope_probe::report::{
-    Report, Time, TopologyKind, decode_plugin_report, decode_shortcut_report, encode,
-    rewrite_controls,
+    DecodeArena, Report, Time, TopologyKind, decode_plugin_report, decode_plugin_report_in,
+    decode_shortcut_report, encode, rewrite_controls,
 };
 use serde_json::{Map, Value, json};
 
@@ -70,17 +70,30 @@ fn fast_path_agrees(body: &[u8]) -> Result<(), TestCaseError> {
     }
     let public = decode_plugin_report(body, now());
     let reference = decode_reference(body, now());
-    prop_assert_eq!(public, reference);
+    prop_assert_eq!(&public, &reference);
+    // Decoding into an arena (as the probe does) gives the same report and the same bytes.
+    let arena = DecodeArena::new();
+    let in_arena = decode_plugin_report_in(body, now(), &arena);
+    prop_assert_eq!(&in_arena, &reference);
+    if let (Ok(in_arena), Ok(reference)) = (in_arena, reference) {
+        let (mut arena_json, mut reference_json) = (Vec::new(), Vec::new());
+        encode(&in_arena, &mut arena_json);
+        encode(&reference, &mut reference_json);
+        prop_assert_eq!(arena_json, reference_json);
+    }
     Ok(())
 }
 
 /// Decodes, and if that works, merges into a fresh report, rewrites, tags and encodes. Must
 /// not panic whatever the input.
 fn exercise(body: &[u8]) {
+    let arena = DecodeArena::new();
     if let Ok(r) = decode_plugin_report(body, now()) {
         let mut acc = Report::make();
         acc.merge(r.clone());
         acc.merge(r);
+        // A third copy from the arena, merged with the heap-decoded ones.
+        acc.merge(decode_plugin_report_in(body, now(), &arena).expect("decodes as above"));
         rewrite_controls(&mut acc, "p", now());
         acc.tag("h;<host>", now());
         let mut out = Vec::new();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::http;
 use crate::plugins::id::{go_quote, plugin_id_from_path, validate_plugin_id};
-use crate::report::{self, DecodeError, PluginSpec, Report, Time};
+use crate::report::{self, DecodeArena, DecodeError, PluginSpec, Report, Time};
 
 /// How one `GET /report` ended, as far as the transport is concerned.
 #[derive(Debug)]
@@ -252,10 +252,12 @@ impl Plugin {
     /// statistics on the way (Scope's `Plugin.Report` plus §7.5–§7.6).
     ///
     /// On success the report is the plugin's own with its `Plugins` entry replaced by the
-    /// current spec; on failure it is a fresh `MakeReport()` holding only that spec.
+    /// current spec; on failure it is a fresh `MakeReport()` holding only that spec. What the
+    /// report cannot borrow from the body goes to `arena`.
     pub fn handle_report<'a>(
         &mut self,
         outcome: PollOutcome<'a>,
+        arena: &'a DecodeArena,
         api_version: &str,
         latency: Duration,
         now: Time,
@@ -265,7 +267,7 @@ impl Plugin {
         if let PollOutcome::Answer { body, .. } = &outcome {
             self.stats.response_bytes += body.len() as u64;
         }
-        let mut report = match self.check_report(outcome, api_version, now) {
+        let mut report = match self.check_report(outcome, arena, api_version, now) {
             Ok(mut report) => {
                 self.spec.status = Cow::Borrowed("ok");
                 self.stats.consecutive_failures = 0;
@@ -293,6 +295,7 @@ impl Plugin {
     fn check_report<'a>(
         &mut self,
         outcome: PollOutcome<'a>,
+        arena: &'a DecodeArena,
         api_version: &str,
         now: Time,
     ) -> Result<Report<'a>, ReportError> {
@@ -307,7 +310,8 @@ impl Plugin {
             }
         };
         // Step 4.
-        let report = report::decode_plugin_report(body, now).map_err(ReportError::Decode)?;
+        let report =
+            report::decode_plugin_report_in(body, now, arena).map_err(ReportError::Decode)?;
         // Step 5.
         let spec = match report.plugins.len() {
             1 => report.plugins.iter().next(),
@@ -488,8 +492,8 @@ mod tests {
         }
     }
 
-    fn poll<'a>(p: &mut Plugin, outcome: PollOutcome<'a>) -> Report<'a> {
-        p.handle_report(outcome, "1", Duration::from_millis(3), Time::ZERO)
+    fn poll<'a>(p: &mut Plugin, arena: &'a DecodeArena, outcome: PollOutcome<'a>) -> Report<'a> {
+        p.handle_report(outcome, arena, "1", Duration::from_millis(3), Time::ZERO)
     }
 
     #[test]
@@ -575,8 +579,9 @@ mod tests {
     #[test]
     fn good_report_gets_ok_and_current_spec() {
         let mut p = plugin("good");
+        let arena = DecodeArena::new();
         let body = r#"{"Plugins":[{"id":"good","label":"Good","interfaces":["reporter"],"api_version":"1","status":"fine"}]}"#;
-        let report = poll(&mut p, answer(body));
+        let report = poll(&mut p, &arena, answer(body));
         assert_eq!(p.status(), "ok");
         assert_eq!(p.spec.label, "Good");
         let spec = report.plugins.iter().next().expect("one spec");
@@ -591,10 +596,12 @@ mod tests {
     #[test]
     fn failure_before_step_6_keeps_previous_spec() {
         let mut p = plugin("keep");
+        let arena = DecodeArena::new();
         let good = r#"{"Plugins":[{"id":"keep","label":"Kept","interfaces":["reporter"],"api_version":"1"}]}"#;
-        poll(&mut p, answer(good));
+        poll(&mut p, &arena, answer(good));
         let report = poll(
             &mut p,
+            &arena,
             PollOutcome::Answer {
                 code: 500,
                 reason: "Internal Server Error".into(),
@@ -610,7 +617,7 @@ mod tests {
         assert_eq!(p.stats.consecutive_failures, 1);
 
         let wrong_version = r#"{"Plugins":[{"id":"keep","label":"New","interfaces":["reporter"],"api_version":"2"}]}"#;
-        poll(&mut p, answer(wrong_version));
+        poll(&mut p, &arena, answer(wrong_version));
         assert_eq!(
             p.status(),
             r#"error: incorrect API version: expected "1", got "2""#
@@ -621,8 +628,10 @@ mod tests {
     #[test]
     fn never_good_plugin_reports_id_as_label() {
         let mut p = plugin("fresh");
+        let arena = DecodeArena::new();
         let report = poll(
             &mut p,
+            &arena,
             PollOutcome::Failed(TransportError::Timeout {
                 timeout: Duration::from_millis(500),
                 received: 0,
@@ -637,7 +646,8 @@ mod tests {
     #[test]
     fn empty_body_is_a_decoding_error() {
         let mut p = plugin("empty");
-        poll(&mut p, answer(""));
+        let arena = DecodeArena::new();
+        poll(&mut p, &arena, answer(""));
         assert!(
             p.status().starts_with("error: decoding error: "),
             "{}",
@@ -649,13 +659,15 @@ mod tests {
     #[test]
     fn controller_error_report_unregisters_controls() {
         let mut p = plugin("ctl");
+        let arena = DecodeArena::new();
         let body = r#"{"Host":{"controls":{"reboot":{"id":"reboot","human":"Reboot","icon":"x","rank":1}}},"Plugins":[{"id":"ctl","label":"Ctl","interfaces":["reporter","controller"],"api_version":"1"}]}"#;
-        let report = poll(&mut p, answer(body));
+        let report = poll(&mut p, &arena, answer(body));
         assert_eq!(p.controls, vec!["reboot".to_string()]);
         let host = report.topology(report::TopologyKind::Host);
         assert!(host.controls.get("ctl~reboot").is_some());
         poll(
             &mut p,
+            &arena,
             PollOutcome::Answer {
                 code: 404,
                 reason: "Not Found".into(),

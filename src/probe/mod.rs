@@ -15,7 +15,8 @@
 //!
 //! Response bodies of one publish interval move into a [`typed_arena::Arena`] that lives as
 //! long as that interval, so decoded reports borrow their strings from the bodies and the
-//! merge copies none of them. Everything with a time limit is an entry in [`Timers`]; the one
+//! merge copies none of them; what they cannot borrow (unescaped strings, sample lists) goes
+//! to a [`DecodeArena`] reset for each interval. Everything with a time limit is an entry in [`Timers`]; the one
 //! timerfd is armed to the earliest entry before every wait. Nothing on the loop blocks:
 //! sockets are non-blocking, names are resolved by the resolver thread, and discovery is a
 //! readdir of a local directory tree.
@@ -51,7 +52,7 @@ use crate::host::HostReporter;
 use crate::http;
 use crate::plugins::registry::{PollOutcome, Registry, TransportError};
 use crate::plugins::scan::go_path_cmp;
-use crate::report::{self, Report, Time};
+use crate::report::{self, DecodeArena, Report, Time};
 use crate::sys::timer::TimerFd;
 
 use conn::{Conn, PluginCall, Purpose};
@@ -204,6 +205,7 @@ struct SpyReport<'a> {
 /// State that lives exactly as long as one publish interval.
 struct Interval<'a> {
     bodies: &'a Arena<Vec<u8>>,
+    decoded: &'a DecodeArena,
     spies: Vec<SpyReport<'a>>,
 }
 
@@ -233,6 +235,9 @@ pub struct Probe {
     next_tick: u64,
     new_sockets: Vec<PathBuf>,
     scratch: Box<[u8]>,
+    /// What the interval's reports cannot borrow from their bodies; reset for each interval
+    /// and kept between them, so a steady set of plugins stops allocating for it.
+    decoded: DecodeArena,
     last_publish: Instant,
     /// When the current spy tick and publish were due: the next ones are due one interval
     /// later, so the cadence does not drift by however late the loop got to them.
@@ -318,6 +323,7 @@ impl Probe {
             next_tick: 0,
             new_sockets: Vec::new(),
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
+            decoded: DecodeArena::new(),
             last_publish: Instant::now(),
             spy_due: Instant::now(),
             publish_due: Instant::now(),
@@ -356,8 +362,11 @@ impl Probe {
         self.drive_apps(now);
         loop {
             let bodies = Arena::new();
+            let mut decoded = std::mem::take(&mut self.decoded);
+            decoded.reset();
             let mut interval = Interval {
                 bodies: &bodies,
+                decoded: &decoded,
                 spies: Vec::new(),
             };
             let flow = loop {
@@ -370,6 +379,7 @@ impl Probe {
                 return Ok(());
             }
             self.publish(interval)?;
+            self.decoded = decoded;
         }
     }
 
@@ -391,8 +401,11 @@ impl Probe {
     fn poll_once(&mut self, as_published: bool) -> io::Result<OnceOutcome> {
         let now = Instant::now();
         let bodies = Arena::new();
+        let mut decoded = std::mem::take(&mut self.decoded);
+        decoded.reset();
         let mut interval = Interval {
             bodies: &bodies,
+            decoded: &decoded,
             spies: Vec::new(),
         };
         let tick = self.start_tick(now, None);
@@ -875,14 +888,19 @@ impl Probe {
     fn complete_ticks<'a>(&mut self, interval: &mut Interval<'a>) {
         while let Some(pos) = self.ticks.iter().position(|t| t.outstanding == 0) {
             let tick = self.ticks.remove(pos);
-            let spy = self.validate_tick(tick, interval.bodies);
+            let spy = self.validate_tick(tick, interval.bodies, interval.decoded);
             interval.spies.push(spy);
         }
     }
 
     /// Scope's registry cycle for one tick: every plugin's outcome, in socket-path order,
     /// through validation, statuses and control rewriting.
-    fn validate_tick<'a>(&mut self, tick: Tick, bodies: &'a Arena<Vec<u8>>) -> SpyReport<'a> {
+    fn validate_tick<'a>(
+        &mut self,
+        tick: Tick,
+        bodies: &'a Arena<Vec<u8>>,
+        decoded: &'a DecodeArena,
+    ) -> SpyReport<'a> {
         let now = Time::from_system(SystemTime::now());
         let mut outcomes = tick.outcomes;
         // Scope visits plugins in sorted path *string* order (spec §7.4), which differs from
@@ -901,7 +919,13 @@ impl Probe {
                 }
                 Err(e) => PollOutcome::Failed(e),
             };
-            let rpt = plugin.handle_report(outcome, &self.config.options.api_version, latency, now);
+            let rpt = plugin.handle_report(
+                outcome,
+                decoded,
+                &self.config.options.api_version,
+                latency,
+                now,
+            );
             plugins.merge(rpt);
             merged += 1;
         }

@@ -21,6 +21,7 @@ use serde::de::{
 };
 use serde_json::value::RawValue;
 
+use super::arena::DecodeArena;
 use super::error::{DecodeError, message_without_position};
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, LatestMap, MetadataTemplate, Metric, MetricTemplate,
@@ -38,7 +39,27 @@ use super::{Report, Str, TopologyKind};
 pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
     let mut report = Report::make();
-    decode_over(text, &mut report, now, Report::make, true)?;
+    decode_over(text, &mut report, now, Report::make, First::Fast(None))?;
+    Ok(report)
+}
+
+/// [`decode_plugin_report`] that puts what the report cannot borrow from `body` (strings
+/// unescaped from JSON escapes, metric sample lists) in `arena` instead of one heap block
+/// each. The same report otherwise; it borrows from both.
+pub fn decode_plugin_report_in<'a>(
+    body: &'a [u8],
+    now: Time,
+    arena: &'a DecodeArena,
+) -> Result<Report<'a>, DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let mut report = Report::make();
+    decode_over(
+        text,
+        &mut report,
+        now,
+        Report::make,
+        First::Fast(Some(arena)),
+    )?;
     Ok(report)
 }
 
@@ -46,7 +67,7 @@ pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, Decode
 /// shapes or labels. Same rules as [`decode_plugin_report`] otherwise.
 pub fn decode_shortcut_report(json: &str, now: Time) -> Result<Report<'_>, DecodeError> {
     let mut report = Report::empty();
-    decode_over(json, &mut report, now, Report::empty, true)?;
+    decode_over(json, &mut report, now, Report::empty, First::Fast(None))?;
     Ok(report)
 }
 
@@ -56,7 +77,7 @@ pub fn decode_shortcut_report(json: &str, now: Time) -> Result<Report<'_>, Decod
 pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
     let mut report = Report::make();
-    decode_over(text, &mut report, now, Report::make, false)?;
+    decode_over(text, &mut report, now, Report::make, First::Reference)?;
     Ok(report)
 }
 
@@ -66,8 +87,18 @@ pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeErro
 pub fn decode_fast_only(body: &[u8], now: Time) -> Option<Report<'_>> {
     let text = std::str::from_utf8(body).ok()?;
     let mut report = Report::make();
-    super::fast::decode(text, &mut report, now)?;
+    super::fast::decode(text, &mut report, now, None)?;
     Some(report)
+}
+
+/// Which decoder reads a document first.
+#[derive(Clone, Copy)]
+enum First<'a> {
+    /// The fast path, with the arena for what it cannot borrow (the heap when `None`); the
+    /// serde decoder when it bails.
+    Fast(Option<&'a DecodeArena>),
+    /// The serde decoder alone (the reference).
+    Reference,
 }
 
 fn decode_over<'a>(
@@ -75,10 +106,10 @@ fn decode_over<'a>(
     report: &mut Report<'a>,
     now: Time,
     base: fn() -> Report<'a>,
-    try_fast: bool,
+    first: First<'a>,
 ) -> Result<(), DecodeError> {
-    if try_fast {
-        if super::fast::decode(text, report, now).is_some() {
+    if let First::Fast(arena) = first {
+        if super::fast::decode(text, report, now, arena).is_some() {
             return Ok(());
         }
         // The fast path only takes what it fully understands; everything else, errors

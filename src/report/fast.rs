@@ -1,8 +1,8 @@
 //! The fast path of decoding: a strict, hand-written scanner for the common shape of reports.
 //!
 //! Owns nothing of the format's rules: it mirrors the serde decoder in `decode.rs`, which
-//! stays the reference. It takes only input it fully understands (well-formed JSON with
-//! strings without escapes, no legacy node fields, nothing lenient beyond the simple cases)
+//! stays the reference. It takes only input it fully understands (well-formed JSON, no legacy
+//! node fields, nothing lenient beyond the simple cases)
 //! and returns `None` ("bail") on anything else, including every error; the caller then
 //! decodes the document again with the serde decoder, which also produces the error text.
 //! So the fast path never has to be right about rejecting a document, only about what it
@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 
+use super::arena::DecodeArena;
 use super::decode::{Counter, LegacyControl, apply_counters, apply_latest_controls};
 use super::model::{
     Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
@@ -30,8 +31,14 @@ const MAX_DEPTH: u32 = 64;
 
 /// Decodes `text` over `report` if the fast path understands all of it. On `None` the report
 /// is left half-filled and the caller must start again from a fresh base.
-pub(crate) fn decode<'a>(text: &'a str, report: &mut Report<'a>, now: Time) -> Fast<()> {
+pub(crate) fn decode<'a>(
+    text: &'a str,
+    report: &mut Report<'a>,
+    now: Time,
+    arena: Option<&'a DecodeArena>,
+) -> Fast<()> {
     let mut p = Scanner::new(text, now);
+    p.arena = arena;
     p.ws();
     if p.peek()? != b'{' {
         return None;
@@ -367,6 +374,33 @@ struct Scanner<'a> {
     strings: Vec<Str<'a>>,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
+    /// Where unescaped strings and sample lists go; the heap when `None`.
+    arena: Option<&'a DecodeArena>,
+}
+
+/// A string being unescaped into, on the heap or in a [`DecodeArena`]: sized beforehand, so
+/// neither ever grows.
+trait Unescaped {
+    fn push(&mut self, c: char);
+    fn push_str(&mut self, s: &str);
+}
+
+impl Unescaped for String {
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+impl Unescaped for bumpalo::collections::String<'_> {
+    fn push(&mut self, c: char) {
+        bumpalo::collections::String::push(self, c);
+    }
+    fn push_str(&mut self, s: &str) {
+        bumpalo::collections::String::push_str(self, s);
+    }
 }
 
 /// What a scalar token is, for the lenient rules.
@@ -392,6 +426,7 @@ impl<'a> Scanner<'a> {
             latest: SortedMap::new(),
             strings: Vec::new(),
             now,
+            arena: None,
         }
     }
 
@@ -443,7 +478,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string from its first backslash at `j`.
-    fn escaped_string(&mut self, start: usize, mut j: usize) -> Fast<Str<'a>> {
+    fn escaped_string(&mut self, start: usize, j: usize) -> Fast<Str<'a>> {
         // Unescaping never lengthens text (`\uXXXX` is at most three UTF-8 bytes, a pair
         // four), so finding the closing quote first sizes the string once, without growing.
         let mut end = j;
@@ -456,13 +491,26 @@ impl<'a> Scanner<'a> {
             }
             end += special_byte(self.b.get(end..)?)?;
         }
-        let mut out = String::with_capacity(end - start);
+        let capacity = end - start;
+        let Some(arena) = self.arena else {
+            let mut out = String::with_capacity(capacity);
+            self.unescape_into(&mut out, start, j)?;
+            return Some(Cow::Owned(out));
+        };
+        let mut out = arena.string_with_capacity(capacity);
+        self.unescape_into(&mut out, start, j)?;
+        Some(Cow::Borrowed(out.into_bump_str()))
+    }
+
+    /// Writes the string that starts at `start` and has its first backslash at `j` into `out`
+    /// unescaped, and moves past its closing quote.
+    fn unescape_into(&mut self, out: &mut impl Unescaped, start: usize, mut j: usize) -> Fast<()> {
         out.push_str(self.text.get(start..j)?);
         loop {
             match *self.b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
-                    return Some(Cow::Owned(out));
+                    return Some(());
                 }
                 b'\\' => {
                     let esc = *self.b.get(j + 1)?;
@@ -1086,10 +1134,13 @@ impl<'a> Scanner<'a> {
                             text = p.b.get(open..p.i);
                         }
                     }
-                    let items = samples.as_slice().to_vec();
+                    let items = match p.arena {
+                        Some(arena) => Samples::in_arena(arena.samples(&samples)),
+                        None => Samples::from(samples.as_slice().to_vec()),
+                    };
                     m.samples = match text {
-                        Some(text) if !items.is_empty() => Samples::with_text(items, text),
-                        _ => items.into(),
+                        Some(text) if !items.is_empty() => items.and_text(text),
+                        _ => items,
                     };
                     p.samples = samples;
                 }

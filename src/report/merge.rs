@@ -290,17 +290,17 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
-    let (m, o) = (m.samples.into_vec(), o.samples.into_vec());
     let samples = if o_first > m_last {
-        let mut s = m;
-        s.extend(o);
+        let mut s = m.samples.into_vec_reserving(o.samples.len());
+        s.extend_from_slice(&o.samples);
         s
     } else if m_first > o_last {
-        let mut s = o;
-        s.extend(m);
+        let mut s = o.samples.into_vec_reserving(m.samples.len());
+        s.extend_from_slice(&m.samples);
         s
     } else {
-        interleave(m, o)
+        let o = &o.samples;
+        interleave(m.samples.into_vec_reserving(o.len()), o)
     };
     Metric {
         samples: samples.into(),
@@ -316,14 +316,14 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
 /// accumulated one only at its end, and rebuilding the whole series on every merge made a
 /// fold over many reports quadratic. Found by a linear scan, not a binary search, so that the
 /// result is Go's even for samples out of order.
-fn interleave<'a>(mut m: Vec<Sample<'a>>, o: Vec<Sample<'a>>) -> Vec<Sample<'a>> {
+fn interleave<'a>(mut m: Vec<Sample<'a>>, o: &[Sample<'a>]) -> Vec<Sample<'a>> {
     let Some(o_first) = o.first().map(|s| s.date) else {
         return m;
     };
     let kept = m.iter().position(|s| s.date >= o_first).unwrap_or(m.len());
     let rest = m.split_off(kept);
     m.reserve(rest.len() + o.len());
-    let (mut mi, mut oi) = (rest.into_iter().peekable(), o.into_iter().peekable());
+    let (mut mi, mut oi) = (rest.into_iter().peekable(), o.iter().copied().peekable());
     loop {
         let ord = match (mi.peek(), oi.peek()) {
             (Some(x), Some(y)) => x.date.cmp(&y.date),
@@ -932,7 +932,7 @@ mod tests {
         ];
         let with_text = |i: usize| {
             let (text, samples) = kept[i];
-            let items = samples
+            let items: Vec<Sample> = samples
                 .iter()
                 .map(|&(clock, value)| Sample {
                     date: Time::parse(&format!("2023-06-01T{clock}Z")).unwrap(),
@@ -940,7 +940,7 @@ mod tests {
                 })
                 .collect();
             Metric {
-                samples: Samples::with_text(items, text),
+                samples: Samples::from(items).and_text(text),
                 min: 0.0,
                 max: 1.0,
             }
@@ -988,7 +988,7 @@ mod tests {
             let m = series(sorted);
             let o = series(sorted);
             assert_eq!(
-                interleave(m.clone(), o.clone()),
+                interleave(m.clone(), &o),
                 forward_merge(&m, &o),
                 "m = {m:?}, o = {o:?}"
             );

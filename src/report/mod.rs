@@ -25,6 +25,7 @@
 
 use std::borrow::Cow;
 
+mod arena;
 mod controls;
 mod decode;
 mod encode;
@@ -35,8 +36,9 @@ mod model;
 mod owned;
 pub mod time;
 
+pub use arena::DecodeArena;
 pub use controls::rewrite_controls;
-pub use decode::{decode_plugin_report, decode_shortcut_report};
+pub use decode::{decode_plugin_report, decode_plugin_report_in, decode_shortcut_report};
 pub use encode::encode;
 pub use error::DecodeError;
 pub use model::{

@@ -465,21 +465,46 @@ pub struct Sample<'a> {
 /// pass through the probe untouched, and writing their samples one by one was a third of
 /// encoding. Any change through [`DerefMut`](std::ops::DerefMut) or [`Samples::into_vec`]
 /// drops the text, so it never disagrees with the samples. Equality ignores it.
+///
+/// Decoded samples live in the report's body-like [`DecodeArena`](super::DecodeArena) when
+/// there is one; changing them through [`DerefMut`](std::ops::DerefMut) first copies them out.
 #[derive(Clone, Debug, Default)]
 pub struct Samples<'a> {
-    items: Vec<Sample<'a>>,
+    items: SampleItems<'a>,
     /// Invariant: when `Some`, exactly what encoding `items` as a JSON array writes.
     text: Option<&'a [u8]>,
 }
 
+/// Where a [`Samples`]' items are.
+#[derive(Clone, Debug)]
+enum SampleItems<'a> {
+    Heap(Vec<Sample<'a>>),
+    /// In a [`DecodeArena`](super::DecodeArena).
+    Arena(&'a [Sample<'a>]),
+}
+
+impl Default for SampleItems<'_> {
+    fn default() -> Self {
+        SampleItems::Heap(Vec::new())
+    }
+}
+
 impl<'a> Samples<'a> {
-    /// Samples decoded from `text` (a JSON array, from `[` to `]`), which the decoder has
-    /// checked to be what encoding them writes.
-    pub(crate) fn with_text(items: Vec<Sample<'a>>, text: &'a [u8]) -> Samples<'a> {
+    /// Samples decoded into an arena.
+    pub(crate) fn in_arena(items: &'a [Sample<'a>]) -> Samples<'a> {
+        Samples {
+            items: SampleItems::Arena(items),
+            text: None,
+        }
+    }
+
+    /// The same samples with the text they were decoded from (a JSON array, from `[` to `]`),
+    /// which the decoder has checked to be what encoding them writes.
+    pub(crate) fn and_text(self, text: &'a [u8]) -> Samples<'a> {
         debug_assert!(text.first() == Some(&b'[') && text.last() == Some(&b']'));
         Samples {
-            items,
             text: Some(text),
+            ..self
         }
     }
 
@@ -491,13 +516,34 @@ impl<'a> Samples<'a> {
 
     /// The samples, without their text.
     pub fn into_vec(self) -> Vec<Sample<'a>> {
-        self.items
+        match self.items {
+            SampleItems::Heap(items) => items,
+            SampleItems::Arena(items) => items.to_vec(),
+        }
+    }
+
+    /// [`Samples::into_vec`] with room for `extra` more samples.
+    pub(crate) fn into_vec_reserving(self, extra: usize) -> Vec<Sample<'a>> {
+        match self.items {
+            SampleItems::Heap(mut items) => {
+                items.reserve(extra);
+                items
+            }
+            SampleItems::Arena(items) => {
+                let mut copy = Vec::with_capacity(items.len() + extra);
+                copy.extend_from_slice(items);
+                copy
+            }
+        }
     }
 }
 
 impl<'a> From<Vec<Sample<'a>>> for Samples<'a> {
     fn from(items: Vec<Sample<'a>>) -> Self {
-        Samples { items, text: None }
+        Samples {
+            items: SampleItems::Heap(items),
+            text: None,
+        }
     }
 }
 
@@ -511,20 +557,30 @@ impl<'a> std::ops::Deref for Samples<'a> {
     type Target = [Sample<'a>];
 
     fn deref(&self) -> &[Sample<'a>] {
-        &self.items
+        match &self.items {
+            SampleItems::Heap(items) => items,
+            SampleItems::Arena(items) => items,
+        }
     }
 }
 
 impl<'a> std::ops::DerefMut for Samples<'a> {
     fn deref_mut(&mut self) -> &mut [Sample<'a>] {
         self.text = None;
-        &mut self.items
+        if let SampleItems::Arena(items) = self.items {
+            self.items = SampleItems::Heap(items.to_vec());
+        }
+        match &mut self.items {
+            SampleItems::Heap(items) => items,
+            // Moved to the heap just above.
+            SampleItems::Arena(_) => &mut [],
+        }
     }
 }
 
 impl PartialEq for Samples<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+        **self == **other
     }
 }
 
@@ -533,7 +589,7 @@ impl<'s, 'a> IntoIterator for &'s Samples<'a> {
     type IntoIter = std::slice::Iter<'s, Sample<'a>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+        self.iter()
     }
 }
 
