@@ -7,6 +7,9 @@
 //! Those blocks were most of a report's allocations and their frees a tenth of the
 //! decode + merge + encode pipeline; the probe keeps one arena per publish interval and resets it.
 
+use std::borrow::Cow;
+
+use super::Str;
 use super::model::Sample;
 
 /// Bump-allocated memory that reports decoded with
@@ -38,6 +41,16 @@ impl DecodeArena {
     /// A copy of `samples` that lives as long as the arena.
     pub(crate) fn samples<'a>(&'a self, samples: &[Sample<'a>]) -> &'a [Sample<'a>] {
         self.bump.alloc_slice_copy(samples)
+    }
+
+    /// A copy of `strings` that lives as long as the arena, every string borrowed: an owned one
+    /// is copied into the arena too, since nothing in the arena is ever dropped.
+    pub(crate) fn strs<'a>(&'a self, strings: &[Str<'a>]) -> &'a [Str<'a>] {
+        self.bump
+            .alloc_slice_fill_iter(strings.iter().map(|s| match s {
+                Cow::Borrowed(s) => Cow::Borrowed(*s),
+                Cow::Owned(s) => Cow::Borrowed(&*self.bump.alloc_str(s)),
+            }))
     }
 
     /// An empty string with room for `capacity` bytes, in the arena.

@@ -883,7 +883,7 @@ impl<'a> Scanner<'a> {
 
     fn string_set(&mut self) -> Fast<StringSet<'a>> {
         let mut items = self.scratch_strings()?;
-        let set = StringSet::from_unsorted_scratch(&mut items);
+        let set = StringSet::from_unsorted_scratch(&mut items, self.arena);
         self.strings = items;
         Some(set)
     }

@@ -7,6 +7,7 @@
 //! encoding live in their own modules.
 
 use super::Str;
+use super::arena::DecodeArena;
 use super::time::Time;
 
 /// A map from string keys to `V`, sorted by key with unique keys.
@@ -150,13 +151,16 @@ pub struct StringSet<'a> {
     items: SetItems<'a>,
 }
 
-/// A set's strings: one inline, or a vector. Half of a report's sets (most `parents`) hold one
+/// A set's strings: one inline, or a vector, or a slice in a
+/// [`DecodeArena`](super::DecodeArena). Half of a report's sets (most `parents`) hold one
 /// string, and a heap block each was a sixth of decoding's allocations.
 #[derive(Clone, Debug)]
 enum SetItems<'a> {
     One(Str<'a>),
     /// Any other number of strings.
     Many(Vec<Str<'a>>),
+    /// Decoded into an arena: more than one string, all borrowed.
+    Arena(&'a [Str<'a>]),
 }
 
 impl Default for SetItems<'_> {
@@ -179,6 +183,7 @@ impl<'a> SetItems<'a> {
         match self {
             SetItems::One(only) => std::slice::from_ref(only),
             SetItems::Many(items) => items,
+            SetItems::Arena(items) => items,
         }
     }
 
@@ -186,6 +191,7 @@ impl<'a> SetItems<'a> {
         match self {
             SetItems::One(only) => vec![only],
             SetItems::Many(items) => items,
+            SetItems::Arena(items) => items.to_vec(),
         }
     }
 }
@@ -209,19 +215,29 @@ impl<'a> StringSet<'a> {
     }
 
     /// [`StringSet::from_unsorted`] over the strings drained from the decoder's reused
-    /// `scratch`: one string is kept inline, more are copied at their exact number.
-    pub(crate) fn from_unsorted_scratch(scratch: &mut Vec<Str<'a>>) -> Self {
-        if scratch.len() == 1
-            && let Some(only) = scratch.pop()
-        {
-            // The scratch keeps its block for the next list; this set needs none.
-            return StringSet {
-                items: SetItems::One(only),
-            };
+    /// `scratch`: one string is kept inline, more are copied at their exact number, into
+    /// `arena` if there is one.
+    pub(crate) fn from_unsorted_scratch(
+        scratch: &mut Vec<Str<'a>>,
+        arena: Option<&'a DecodeArena>,
+    ) -> Self {
+        if !scratch.windows(2).all(|w| w[0] < w[1]) {
+            scratch.sort_unstable();
+            scratch.dedup();
         }
-        let mut items = Vec::with_capacity(scratch.len());
-        items.append(scratch);
-        Self::from_unsorted(items)
+        // The scratch keeps its block for the next list.
+        let items = match (scratch.len(), arena) {
+            (1, _) => SetItems::One(scratch.swap_remove(0)),
+            (0, _) => SetItems::Many(Vec::new()),
+            (_, Some(arena)) => SetItems::Arena(arena.strs(scratch)),
+            (len, None) => {
+                let mut items = Vec::with_capacity(len);
+                items.append(scratch);
+                SetItems::Many(items)
+            }
+        };
+        scratch.clear();
+        StringSet { items }
     }
 
     /// Adds one string.
@@ -983,15 +999,28 @@ mod tests {
         assert!(s.contains("c"));
     }
 
-    // A one-string set is kept inline; however a set is built (decoder scratch, unsorted
-    // list, inserts, merge output), the same strings make the same set.
+    // A one-string set is kept inline; however a set is built (decoder scratch on the heap or
+    // into an arena, unsorted list, inserts, merge output), the same strings make the same set.
     #[test]
     fn string_sets_of_any_size_compare_by_their_strings() {
         let strs = |v: &[&'static str]| v.iter().map(|&s| Str::from(s)).collect::<Vec<_>>();
+        let arena = DecodeArena::new();
         for list in [&[][..], &["a"], &["b", "a"], &["c", "a", "b", "a"]] {
             let mut scratch = strs(list);
-            let from_scratch = StringSet::from_unsorted_scratch(&mut scratch);
+            let from_scratch = StringSet::from_unsorted_scratch(&mut scratch, None);
             assert!(scratch.is_empty());
+            let mut scratch = strs(list);
+            // An owned string too: the arena keeps a borrowed copy of it.
+            scratch.extend(list.first().map(|s| Str::Owned(s.to_string())));
+            let mut in_arena = StringSet::from_unsorted_scratch(&mut scratch, Some(&arena));
+            assert!(scratch.is_empty());
+            match &in_arena.items {
+                SetItems::Arena(items) => {
+                    assert!(items.len() > 1);
+                    assert!(items.iter().all(|s| matches!(s, Cow::Borrowed(_))));
+                }
+                _ => assert!(in_arena.len() < 2, "{list:?} not in the arena"),
+            }
             let mut inserted = StringSet::new();
             for s in list {
                 inserted.insert(*s);
@@ -1009,6 +1038,11 @@ mod tests {
             assert_eq!(unsorted.clone().into_items(), sorted);
             assert!(list.iter().all(|s| unsorted.contains(s)));
             assert!(!unsorted.contains("z"));
+            assert_eq!(in_arena, unsorted, "{list:?}");
+            // Changing an arena set moves it to the heap.
+            in_arena.insert("z");
+            assert!(!matches!(in_arena.items, SetItems::Arena(_)));
+            assert!(in_arena.contains("z") && in_arena.len() == unsorted.len() + 1);
         }
         let one = StringSet::from_unsorted(strs(&["a"]));
         assert!(matches!(one.items, SetItems::One(_)));
