@@ -2,7 +2,7 @@
 //! memory for its maps, never for the strings in them. Shown with a counting allocator: the
 //! same reports with 8-byte and with 8,000-byte strings make the merge allocate exactly the
 //! same number of blocks and bytes. Decoding into a `DecodeArena` allocates no heap block for
-//! a string that had escapes, a metric's samples or a set of strings either.
+//! a node's maps, its sets, a metric's samples or a string that had escapes either.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -153,7 +153,7 @@ fn decode_cost(body: &str, arena: &mut DecodeArena) -> (u64, u64) {
 }
 
 #[test]
-fn decoding_into_an_arena_allocates_nothing_per_escaped_string_sample_list_or_set() {
+fn decoding_into_an_arena_allocates_nothing_per_node_map_set_sample_list_or_escaped_string() {
     let plain = report(1, 40, 24);
     // Every `x` spelt as a JSON escape: the same report, but no value can be borrowed as is.
     let escaped = plain.replace('x', "\\u0078");
@@ -170,9 +170,13 @@ fn decoding_into_an_arena_allocates_nothing_per_escaped_string_sample_list_or_se
 
     let (plain_heap, plain_arena) = decode_cost(&plain, &mut arena);
     let (escaped_heap, escaped_arena) = decode_cost(&escaped, &mut arena);
-    // 80 nodes, each with one metric and one two-string set: a block for each sample list and
-    // each such set on the heap path only.
-    assert_eq!(plain_heap - plain_arena, 2 * 80, "sample lists and sets");
+    // 80 nodes, each with four maps (latest, sets, parents, metrics), one sample list and one
+    // two-string set: six blocks each on the heap path only.
+    assert_eq!(
+        plain_heap - plain_arena,
+        6 * 80,
+        "node maps, sample lists and sets"
+    );
     assert!(
         escaped_heap > plain_heap + 80 * 8,
         "on the heap, each escaped string is a block of its own"

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::Str;
-use super::model::Sample;
+use super::model::{InArena, Sample};
 
 /// Bump-allocated memory that reports decoded with
 /// [`decode_plugin_report_in`](super::decode_plugin_report_in) borrow from (for their unescaped
@@ -43,14 +43,23 @@ impl DecodeArena {
         self.bump.alloc_slice_copy(samples)
     }
 
-    /// A copy of `strings` that lives as long as the arena, every string borrowed: an owned one
-    /// is copied into the arena too, since nothing in the arena is ever dropped.
-    pub(crate) fn strs<'a>(&'a self, strings: &[Str<'a>]) -> &'a [Str<'a>] {
+    /// `strings` moved into the arena (`strings` is left empty), every one borrowed: an owned
+    /// one is copied into the arena, since nothing in the arena is ever dropped.
+    pub(crate) fn strs<'a>(&'a self, strings: &mut Vec<Str<'a>>) -> &'a [Str<'a>] {
         self.bump
-            .alloc_slice_fill_iter(strings.iter().map(|s| match s {
-                Cow::Borrowed(s) => Cow::Borrowed(*s),
-                Cow::Owned(s) => Cow::Borrowed(&*self.bump.alloc_str(s)),
+            .alloc_slice_fill_iter(strings.drain(..).map(|s| match s {
+                Cow::Borrowed(s) => Cow::Borrowed(s),
+                Cow::Owned(s) => Cow::Borrowed(&*self.bump.alloc_str(&s)),
             }))
+    }
+
+    /// A map's entries moved into the arena (`entries` is left empty). The arena never drops
+    /// them, so their values must own no heap memory ([`InArena`]).
+    pub(crate) fn entries<'a, V: InArena>(
+        &'a self,
+        entries: &mut Vec<(Str<'a>, V)>,
+    ) -> &'a [(Str<'a>, V)] {
+        self.bump.alloc_slice_fill_iter(entries.drain(..))
     }
 
     /// An empty string with room for `capacity` bytes, in the arena.

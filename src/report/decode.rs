@@ -654,7 +654,7 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 
 /// A data map (`nodes`, `controls`, templates, …): `null` empties it; each key's value is
 /// decoded over the value already under that key, so duplicates decode over earlier ones.
-impl<'de, V: DecodeOver<'de> + Default> DecodeOver<'de> for SortedMap<'de, V> {
+impl<'de, V: DecodeOver<'de> + Default + Clone> DecodeOver<'de> for SortedMap<'de, V> {
     fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(MapVisitor(self, cx))
     }
@@ -662,7 +662,7 @@ impl<'de, V: DecodeOver<'de> + Default> DecodeOver<'de> for SortedMap<'de, V> {
 
 struct MapVisitor<'x, 'c, 'de, V>(&'x mut SortedMap<'de, V>, Cx<'c>);
 
-impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, '_, 'de, V> {
+impl<'de, V: DecodeOver<'de> + Default + Clone> Visitor<'de> for MapVisitor<'_, '_, 'de, V> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object")
@@ -673,8 +673,11 @@ impl<'de, V: DecodeOver<'de> + Default> Visitor<'de> for MapVisitor<'_, '_, 'de,
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let slot = self.0.slot(key);
-            map.next_value_seed(Over(slot, self.1))?;
+            match self.0.slot(key) {
+                Some(slot) => map.next_value_seed(Over(slot, self.1))?,
+                // Never: a map decoded over is always writable.
+                None => map.next_value::<IgnoredAny>().map(|_| ())?,
+            }
         }
         Ok(())
     }
@@ -880,7 +883,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, '_, 'de> {
 }
 
 /// One legacy `latestControls` entry: `{"timestamp", "value": {"dead": bool}}` (spec §4.3).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct LegacyControl {
     pub(crate) timestamp: Time,
     pub(crate) dead: bool,
@@ -941,7 +944,7 @@ impl<'de> Fields<'de> for LegacyControlValue {
 }
 
 /// A legacy counter value.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Counter(pub(crate) i64);
 
 impl<'de> DecodeOver<'de> for Counter {

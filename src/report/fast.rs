@@ -16,9 +16,9 @@ use std::borrow::Cow;
 use super::arena::DecodeArena;
 use super::decode::{Counter, LegacyControl, apply_counters, apply_latest_controls};
 use super::model::{
-    Column, Control, DnsRecord, LatestEntry, MetadataTemplate, Metric, MetricTemplate, Node,
-    NodeSet, Number, PluginSpec, PluginSpecs, Sample, Samples, SortedMap, StringSet, TableTemplate,
-    Topology,
+    Column, Control, DnsRecord, InArena, LatestEntry, MetadataTemplate, Metric, MetricTemplate,
+    Node, NodeSet, Number, PluginSpec, PluginSpecs, Sample, Samples, SortedMap, StringSet,
+    TableTemplate, Topology,
 };
 use super::time::{QuotedTimes, Recognised, Time};
 use super::{Report, Str, TopologyKind};
@@ -368,8 +368,10 @@ struct Scanner<'a> {
     times: QuotedTimes,
     /// Scratch space for one metric's samples.
     samples: Vec<Sample<'a>>,
-    /// Scratch space for one node's latest map, copied out once at its exact size.
+    /// Scratch space for one node's maps, each copied out once at its exact size.
     latest: SortedMap<'a, LatestEntry<'a>>,
+    sets: SortedMap<'a, StringSet<'a>>,
+    metrics: SortedMap<'a, Metric<'a>>,
     /// Scratch space for one string list.
     strings: Vec<Str<'a>>,
     /// Stamps legacy counters (spec §4.3).
@@ -424,6 +426,8 @@ impl<'a> Scanner<'a> {
             times: QuotedTimes::default(),
             samples: Vec::new(),
             latest: SortedMap::new(),
+            sets: SortedMap::new(),
+            metrics: SortedMap::new(),
             strings: Vec::new(),
             now,
             arena: None,
@@ -846,7 +850,7 @@ impl<'a> Scanner<'a> {
     // ---- collections -----------------------------------------------------------------
 
     /// A data map: `null` empties it, each key's value is decoded over the existing one.
-    fn map_into<V: Default>(
+    fn map_into<V: Default + Clone>(
         &mut self,
         map: &mut SortedMap<'a, V>,
         mut value: impl FnMut(&mut Self, &mut V) -> Fast<()>,
@@ -855,7 +859,28 @@ impl<'a> Scanner<'a> {
             map.clear();
             return Some(());
         }
-        self.object(|p, key| value(p, map.slot(key)))
+        self.object(|p, key| value(p, map.slot(key)?))
+    }
+
+    /// One of a node's maps into `target`: built in a reused map (`scratch` picks it) and
+    /// then stored at its exact size, in the arena if there is one. A node's maps were a heap
+    /// block each, plus the reallocations of growing into it (a latest map's seven to ten
+    /// entries took two). A key that comes again decodes over the map it filled (spec §4.2).
+    fn node_map<V: InArena + Default>(
+        &mut self,
+        target: &mut SortedMap<'a, V>,
+        scratch: fn(&mut Self) -> &mut SortedMap<'a, V>,
+        value: impl FnMut(&mut Self, &mut V) -> Fast<()>,
+    ) -> Fast<()> {
+        if !target.is_empty() {
+            return self.map_into(target, value);
+        }
+        let mut map = std::mem::take(scratch(self));
+        map.clear();
+        self.map_into(&mut map, value)?;
+        *target = map.drain_exact(self.arena);
+        *scratch(self) = map;
+        Some(())
     }
 
     /// The strings of a list (none for `null`) in the reused scratch vector, which the caller
@@ -998,34 +1023,31 @@ impl<'a> Scanner<'a> {
             match key.as_bytes() {
                 [b'i', b'd'] => n.id = p.str_value()?,
                 [b't', b'o', b'p', b'o', b'l', b'o', b'g', b'y'] => n.topology = p.str_value()?,
-                [b's', b'e', b't', b's'] => p.map_into(&mut n.sets, |p, s| {
-                    *s = p.string_set()?;
-                    Some(())
-                })?,
+                [b's', b'e', b't', b's'] => p.node_map(
+                    &mut n.sets,
+                    |p| &mut p.sets,
+                    |p, s| {
+                        *s = p.string_set()?;
+                        Some(())
+                    },
+                )?,
                 [b'a', b'd', b'j', b'a', b'c', b'e', b'n', b'c', b'y'] => {
                     n.adjacency = p.string_set()?
                 }
-                [b'l', b'a', b't', b'e', b's', b't'] if n.latest.is_empty() => {
-                    // Built in a reused map and moved out at its exact size: a node's seven to
-                    // ten entries took two reallocations to grow into.
-                    let mut map = std::mem::take(&mut p.latest);
-                    map.clear();
-                    p.map_into(&mut map, Self::latest_entry)?;
-                    n.latest.map = map.drain_exact();
-                    p.latest = map;
-                }
                 [b'l', b'a', b't', b'e', b's', b't'] => {
-                    p.map_into(&mut n.latest.map, Self::latest_entry)?
+                    p.node_map(&mut n.latest.map, |p| &mut p.latest, Self::latest_entry)?
                 }
                 [b'm', b'e', b't', b'r', b'i', b'c', b's'] => {
-                    p.map_into(&mut n.metrics, Self::metric)?
+                    p.node_map(&mut n.metrics, |p| &mut p.metrics, Self::metric)?
                 }
-                [b'p', b'a', b'r', b'e', b'n', b't', b's'] => {
-                    p.map_into(&mut n.parents, |p, s| {
+                [b'p', b'a', b'r', b'e', b'n', b't', b's'] => p.node_map(
+                    &mut n.parents,
+                    |p| &mut p.sets,
+                    |p, s| {
                         *s = p.string_set()?;
                         Some(())
-                    })?
-                }
+                    },
+                )?,
                 [b'c', b'h', b'i', b'l', b'd', b'r', b'e', b'n'] => {
                     let mut children = NodeSet::default();
                     if !p.null() {

@@ -256,6 +256,14 @@ pub(crate) fn union<'a>(a: StringSet<'a>, b: StringSet<'a>) -> StringSet<'a> {
 
 /// Sets merge (§6.1.3): every key of both; shared keys get the union; empty sets are kept.
 pub(crate) fn merge_sets<'a>(a: Sets<'a>, b: Sets<'a>) -> Sets<'a> {
+    // Reports of one interval mostly repeat a node's sets and parents: keep one side rather
+    // than take both apart (which copies a side decoded into an arena).
+    if b.is_empty() || a == b {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
     SortedMap::from_sorted(merge_join(
         a.into_entries(),
         b.into_entries(),
@@ -346,7 +354,7 @@ fn interleave<'a>(mut m: Vec<Sample<'a>>, o: &[Sample<'a>]) -> Vec<Sample<'a>> {
 /// The smaller-overwrites pattern (§6 intro) for maps keyed by the map key: an empty side
 /// returns the other; on a clash the smaller side's entry wins, the argument's when sizes
 /// are equal.
-pub(crate) fn smaller_overwrites<'a, V: Default>(
+pub(crate) fn smaller_overwrites<'a, V: Default + Clone>(
     a: SortedMap<'a, V>,
     b: SortedMap<'a, V>,
 ) -> SortedMap<'a, V> {
@@ -410,7 +418,7 @@ impl Prioritized for MetricTemplate<'_> {
 
 /// Metadata and metric templates (§6.1.5): the bigger side is the base (the receiver on equal
 /// sizes); a smaller side's entry replaces only on a strictly higher priority.
-pub(crate) fn merge_by_priority<'a, T: Prioritized + Default>(
+pub(crate) fn merge_by_priority<'a, T: Prioritized + Default + Clone>(
     a: SortedMap<'a, T>,
     b: SortedMap<'a, T>,
 ) -> SortedMap<'a, T> {

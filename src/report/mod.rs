@@ -381,8 +381,9 @@ impl<'a> Report<'a> {
                 if host_tagged {
                     node.latest
                         .insert("host_node_id", now, host_node_id.to_owned());
-                    let parents = node.parents.slot(Cow::Borrowed("host"));
-                    if !parents.contains(host_node_id) {
+                    if let Some(parents) = node.parents.slot(Cow::Borrowed("host"))
+                        && !parents.contains(host_node_id)
+                    {
                         parents.insert(host_node_id.to_owned());
                     }
                 }

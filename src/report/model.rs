@@ -6,22 +6,64 @@
 //! deterministic. Strings are [`Str`] borrowed from the decoded body. Decoding, merging and
 //! encoding live in their own modules.
 
+use std::borrow::Cow;
+
 use super::Str;
 use super::arena::DecodeArena;
 use super::time::Time;
 
 /// A map from string keys to `V`, sorted by key with unique keys.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// A decoded node's maps live in the report's [`DecodeArena`] when there is one; any change
+/// that needs the map's own vector first copies them out.
+#[derive(Clone)]
 pub struct SortedMap<'a, V> {
     /// Invariant: strictly increasing keys.
-    entries: Vec<(Str<'a>, V)>,
+    entries: Entries<'a, V>,
+}
+
+/// Where a [`SortedMap`]'s entries are.
+#[derive(Clone)]
+enum Entries<'a, V> {
+    Heap(Vec<(Str<'a>, V)>),
+    /// In a [`DecodeArena`], which never drops them: only values that own no heap memory
+    /// ([`InArena`]) go there.
+    Arena(&'a [(Str<'a>, V)]),
+}
+
+/// Values that a decoder may put in a [`DecodeArena`], where nothing is dropped: those it
+/// decodes own no heap memory ([`InArena::owns_no_heap`] checks that in debug builds).
+pub(crate) trait InArena: Clone {
+    /// Whether dropping this value would free nothing (so leaving it undropped leaks nothing).
+    fn owns_no_heap(&self) -> bool;
+}
+
+/// Whether dropping `s` would free nothing: borrowed, or empty without a heap block (as
+/// `Str::default()` is).
+fn str_owns_no_heap(s: &Str<'_>) -> bool {
+    match s {
+        Cow::Borrowed(_) => true,
+        Cow::Owned(s) => s.capacity() == 0,
+    }
 }
 
 impl<V> Default for SortedMap<'_, V> {
     fn default() -> Self {
         SortedMap {
-            entries: Vec::new(),
+            entries: Entries::Heap(Vec::new()),
         }
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for SortedMap<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: PartialEq> PartialEq for SortedMap<'_, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
     }
 }
 
@@ -31,28 +73,31 @@ impl<'a, V> SortedMap<'a, V> {
         Self::default()
     }
 
+    fn as_slice(&self) -> &[(Str<'a>, V)] {
+        match &self.entries {
+            Entries::Heap(entries) => entries,
+            Entries::Arena(entries) => entries,
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.as_slice().len()
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.as_slice().is_empty()
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+        self.as_slice()
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.find(key).ok().map(|i| &self.entries[i].1)
-    }
-
-    /// The value under `key`, mutably.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.find(key).ok().map(move |i| &mut self.entries[i].1)
+        self.find(key).ok().map(|i| &self.as_slice()[i].1)
     }
 
     /// Whether `key` is present.
@@ -60,13 +105,72 @@ impl<'a, V> SortedMap<'a, V> {
         self.find(key).is_ok()
     }
 
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        match &mut self.entries {
+            Entries::Heap(entries) => entries.clear(),
+            Entries::Arena(_) => self.entries = Entries::Heap(Vec::new()),
+        }
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str<'a>, &V)> + '_ {
+        self.as_slice().iter().map(|(k, v)| (k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.as_slice().iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// Builds from entries that must already be sorted by unique key (merge output).
+    pub(crate) fn from_sorted(entries: Vec<(Str<'a>, V)>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        SortedMap {
+            entries: Entries::Heap(entries),
+        }
+    }
+}
+
+impl<'a, V: Clone> SortedMap<'a, V> {
+    /// The entries' own vector, copied out of the arena first if they are there. Never
+    /// `None`; an `Option` only because the borrow checker cannot see that.
+    #[inline]
+    fn heap(&mut self) -> Option<&mut Vec<(Str<'a>, V)>> {
+        if matches!(self.entries, Entries::Arena(_)) {
+            self.copy_out_of_arena();
+        }
+        match &mut self.entries {
+            Entries::Heap(entries) => Some(entries),
+            Entries::Arena(_) => None,
+        }
+    }
+
+    /// Out of line: decoders fill maps on the heap, and this is the rare change to a decoded
+    /// map.
+    #[cold]
+    #[inline(never)]
+    fn copy_out_of_arena(&mut self) {
+        if let Entries::Arena(entries) = self.entries {
+            self.entries = Entries::Heap(entries.to_vec());
+        }
+    }
+
+    /// The value under `key`, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let i = self.find(key).ok()?;
+        self.heap()?.get_mut(i).map(|(_, v)| v)
+    }
+
     /// Inserts or replaces the value under `key`; returns the replaced value.
     pub fn insert(&mut self, key: impl Into<Str<'a>>, value: V) -> Option<V> {
         let key = key.into();
-        match self.find(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+        let found = self.find(&key);
+        let entries = self.heap()?;
+        match found {
+            Ok(i) => Some(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
-                self.entries.insert(i, (key, value));
+                entries.insert(i, (key, value));
                 None
             }
         }
@@ -74,73 +178,80 @@ impl<'a, V> SortedMap<'a, V> {
 
     /// Removes and returns the value under `key`.
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.find(key).ok().map(|i| self.entries.remove(i).1)
-    }
-
-    /// Removes every entry.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    /// Entries in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str<'a>, &V)> + '_ {
-        self.entries.iter().map(|(k, v)| (k, v))
+        let i = self.find(key).ok()?;
+        Some(self.heap()?.remove(i).1)
     }
 
     /// Entries in key order, values mutable.
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&Str<'a>, &mut V)> + '_ {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
-    /// Keys in order.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.entries.iter().map(|(k, _)| k.as_ref())
+        let entries: &mut [(Str<'a>, V)] = match self.heap() {
+            Some(entries) => entries,
+            None => &mut [],
+        };
+        entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     /// The slot for `key`, created with `V::default()` when missing. Decoders fill values
     /// through this so a later duplicate key is decoded over the earlier value (spec §4.2). The
-    /// common case, keys arriving in sorted order, is an append.
-    pub(crate) fn slot(&mut self, key: Str<'a>) -> &mut V
+    /// common case, keys arriving in sorted order, is an append. (`None` never happens; see
+    /// `heap`.)
+    pub(crate) fn slot(&mut self, key: Str<'a>) -> Option<&mut V>
     where
         V: Default,
     {
-        let at = match self.entries.last() {
-            Some((last, _)) if last.as_ref() < key.as_ref() => self.entries.len(),
+        let entries = self.heap()?;
+        let at = match entries.last() {
+            Some((last, _)) if last.as_ref() < key.as_ref() => entries.len(),
             None => 0,
-            _ => match self.find(&key) {
-                Ok(i) => return &mut self.entries[i].1,
+            _ => match entries.binary_search_by(|(k, _)| k.as_ref().cmp(&key)) {
+                Ok(i) => return entries.get_mut(i).map(|(_, v)| v),
                 Err(i) => i,
             },
         };
-        self.entries.insert(at, (key, V::default()));
-        &mut self.entries[at].1
+        entries.insert(at, (key, V::default()));
+        entries.get_mut(at).map(|(_, v)| v)
     }
 
-    /// Moves every entry out into a new map whose vector is exactly as long as needed,
-    /// leaving `self` empty with its capacity, for reuse as scratch space.
-    pub(crate) fn drain_exact(&mut self) -> Self {
-        let mut entries = Vec::with_capacity(self.entries.len());
-        entries.append(&mut self.entries);
-        SortedMap { entries }
+    /// The entries, moved into a map of their own at their exact size: into `arena` when there
+    /// is one (values that own no heap memory only), else into a vector exactly as long as
+    /// needed. `self` is left empty with its capacity, for reuse as scratch space.
+    pub(crate) fn drain_exact(&mut self, arena: Option<&'a DecodeArena>) -> Self
+    where
+        V: InArena,
+    {
+        let Some(entries) = self.heap() else {
+            return SortedMap::new();
+        };
+        let Some(arena) = arena else {
+            let mut exact = Vec::with_capacity(entries.len());
+            exact.append(entries);
+            return SortedMap::from_sorted(exact);
+        };
+        debug_assert!(
+            entries
+                .iter()
+                .all(|(k, v)| str_owns_no_heap(k) && v.owns_no_heap()),
+            "only values that own no heap memory go into the arena"
+        );
+        let in_arena = arena.entries(entries);
+        SortedMap {
+            entries: Entries::Arena(in_arena),
+        }
     }
 
     pub(crate) fn into_entries(self) -> Vec<(Str<'a>, V)> {
-        self.entries
-    }
-
-    /// Builds from entries that must already be sorted by unique key (merge output).
-    pub(crate) fn from_sorted(entries: Vec<(Str<'a>, V)>) -> Self {
-        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
-        SortedMap { entries }
+        match self.entries {
+            Entries::Heap(entries) => entries,
+            Entries::Arena(entries) => entries.to_vec(),
+        }
     }
 
     pub(crate) fn map_entries<'b, W>(
         self,
         mut f: impl FnMut(Str<'a>, V) -> (Str<'b>, W),
     ) -> SortedMap<'b, W> {
-        SortedMap {
-            entries: self.entries.into_iter().map(|(k, v)| f(k, v)).collect(),
-        }
+        let entries = self.into_entries().into_iter().map(|(k, v)| f(k, v));
+        SortedMap::from_sorted(entries.collect())
     }
 }
 
@@ -623,6 +734,31 @@ pub struct Metric<'a> {
 /// Metric id → metric.
 pub type Metrics<'a> = SortedMap<'a, Metric<'a>>;
 
+impl InArena for LatestEntry<'_> {
+    fn owns_no_heap(&self) -> bool {
+        str_owns_no_heap(&self.value)
+    }
+}
+
+impl InArena for StringSet<'_> {
+    fn owns_no_heap(&self) -> bool {
+        match &self.items {
+            SetItems::One(only) => str_owns_no_heap(only),
+            SetItems::Many(items) => items.capacity() == 0,
+            SetItems::Arena(_) => true,
+        }
+    }
+}
+
+impl InArena for Metric<'_> {
+    fn owns_no_heap(&self) -> bool {
+        match &self.samples.items {
+            SampleItems::Heap(items) => items.capacity() == 0,
+            SampleItems::Arena(_) => true,
+        }
+    }
+}
+
 /// A node (spec §4).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Node<'a> {
@@ -978,13 +1114,65 @@ mod tests {
         assert_eq!(m.insert("b", 3), Some(1));
         assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(m.get("b"), Some(&3));
-        *m.slot(Cow::Borrowed("c")) = 4;
-        *m.slot(Cow::Borrowed("a")) += 10;
-        *m.slot(Cow::Borrowed("aa")) = 5;
+        *m.slot(Cow::Borrowed("c")).unwrap() = 4;
+        *m.slot(Cow::Borrowed("a")).unwrap() += 10;
+        *m.slot(Cow::Borrowed("aa")).unwrap() = 5;
         assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "aa", "b", "c"]);
         assert_eq!(m.get("a"), Some(&12));
         assert_eq!(m.remove("aa"), Some(5));
         assert!(!m.contains_key("aa"));
+    }
+
+    // A map decoded into an arena reads the same as one on the heap, and every change works
+    // on a copy of its own.
+    #[test]
+    fn sorted_map_in_arena_reads_in_place_and_copies_out_to_change() {
+        let entry = |v: &'static str| LatestEntry {
+            timestamp: Time::from_unix_nanos(1),
+            value: Cow::Borrowed(v),
+        };
+        let arena = DecodeArena::new();
+        let mut scratch: SortedMap<'_, LatestEntry<'_>> = SortedMap::new();
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            *scratch.slot(Cow::Borrowed(k)).unwrap() = entry(v);
+        }
+        let on_heap = scratch.clone().drain_exact(None);
+        let in_arena = scratch.drain_exact(Some(&arena));
+        assert!(scratch.is_empty(), "the scratch map is drained");
+        assert!(matches!(in_arena.entries, Entries::Arena(_)));
+        assert!(matches!(on_heap.entries, Entries::Heap(_)));
+        assert_eq!(in_arena, on_heap);
+        assert_eq!(format!("{in_arena:?}"), format!("{on_heap:?}"));
+        assert_eq!(in_arena.get("b"), Some(&entry("2")));
+        assert!(in_arena.contains_key("c") && !in_arena.contains_key("d"));
+        assert_eq!(in_arena.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            in_arena.clone().into_entries(),
+            on_heap.clone().into_entries()
+        );
+
+        let changes: [fn(&mut SortedMap<'_, LatestEntry<'_>>); 6] = [
+            |m| *m.get_mut("a").unwrap() = LatestEntry::default(),
+            |m| assert!(m.insert("d", LatestEntry::default()).is_none()),
+            |m| assert!(m.remove("b").is_some()),
+            |m| {
+                m.iter_mut()
+                    .for_each(|(_, e)| e.value = Cow::Owned("x".into()))
+            },
+            |m| *m.slot(Cow::Borrowed("0")).unwrap() = LatestEntry::default(),
+            |m| m.clear(),
+        ];
+        for change in changes {
+            let (mut a, mut h) = (in_arena.clone(), on_heap.clone());
+            change(&mut a);
+            change(&mut h);
+            assert!(
+                matches!(a.entries, Entries::Heap(_)),
+                "changed in place in the arena"
+            );
+            assert_eq!(a, h);
+        }
+        assert_eq!(in_arena, on_heap, "copies changed, not the arena's entries");
     }
 
     // spec §9.7: sets are sorted and de-duplicated.

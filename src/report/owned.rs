@@ -14,7 +14,7 @@ fn s(v: Str<'_>) -> Str<'static> {
     Cow::Owned(v.into_owned())
 }
 
-fn keys<V, W>(m: SortedMap<'_, V>, mut f: impl FnMut(V) -> W) -> SortedMap<'static, W> {
+fn keys<V: Clone, W>(m: SortedMap<'_, V>, mut f: impl FnMut(V) -> W) -> SortedMap<'static, W> {
     m.map_entries(|k, v| (s(k), f(v)))
 }
 
