@@ -5,7 +5,8 @@
 //! Groups: `merge_10x1MB` (10 reports of about 1 MB) and `merge_100x30KB` (100 reports of about
 //! 30 kB), both with `Throughput::Bytes` of the total input. Benchmarks in each group:
 //! - `validate_only`: `serde_json` skipping every body into `IgnoredAny` (the baseline);
-//! - `decode_merge_encode`: decode every body, merge into one report, encode it.
+//! - `decode_merge_encode`: decode every body, merge into one report, encode it. Like the probe
+//!   in a publish interval, it decodes into a `DecodeArena` that it resets first and reuses.
 //!
 //! With `SCOPE_PROBE_BENCH_PHASES=1`, also `phase_decode`, `phase_decode_merge` (both including
 //! the drop of what they built) and `phase_encode` (of the merged report), to see where the time
