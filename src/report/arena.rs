@@ -1,11 +1,12 @@
 //! Memory for what a decoded report cannot borrow from its body.
 //!
-//! Owns [`DecodeArena`]: the unescaped copies of strings that had JSON escapes and the lists of
-//! metric samples, bump-allocated and freed all at once. A report decoded with
-//! [`decode_plugin_report_in`](super::decode_plugin_report_in) borrows these from the arena as
-//! it borrows everything else from its body, so it holds no heap block of its own for them.
-//! Those blocks were most of a report's allocations and their frees a tenth of the
-//! decode + merge + encode pipeline; the probe keeps one arena per publish interval and resets it.
+//! Owns [`DecodeArena`]: the unescaped copies of strings that had JSON escapes, metric sample
+//! lists, sets of strings and a node's maps, bump-allocated and freed all at once. A report
+//! decoded with [`decode_plugin_report_in`](super::decode_plugin_report_in) borrows these from
+//! the arena as it borrows everything else from its body, so it holds no heap block of its own
+//! for them. Those blocks were nearly all of a report's allocations (2,618 of a 1 MB report's
+//! 2,663) and their mallocs and frees a tenth of the decode + merge + encode pipeline; the probe
+//! keeps one arena, resetting it for each publish interval.
 
 use std::borrow::Cow;
 
@@ -14,8 +15,9 @@ use super::model::{InArena, Sample};
 
 /// Bump-allocated memory that reports decoded with
 /// [`decode_plugin_report_in`](super::decode_plugin_report_in) borrow from (for their unescaped
-/// strings and sample lists). Everything in it is freed at once by [`DecodeArena::reset`] or
-/// drop, which the borrow checker allows only once no such report is left.
+/// strings, sample lists, sets and node maps). Everything in it is freed at once by
+/// [`DecodeArena::reset`] or drop, which the borrow checker allows only once no such report is
+/// left.
 #[derive(Debug, Default)]
 pub struct DecodeArena {
     bump: bumpalo::Bump,

@@ -44,8 +44,9 @@ pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, Decode
 }
 
 /// [`decode_plugin_report`] that puts what the report cannot borrow from `body` (strings
-/// unescaped from JSON escapes, metric sample lists) in `arena` instead of one heap block
-/// each. The same report otherwise; it borrows from both.
+/// unescaped from JSON escapes, metric sample lists, sets, a node's maps) in `arena` instead of
+/// a heap block each. The same report otherwise; it borrows from both. (A document the fast
+/// path leaves to the serde decoder is decoded on the heap.)
 pub fn decode_plugin_report_in<'a>(
     body: &'a [u8],
     now: Time,

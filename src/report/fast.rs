@@ -368,7 +368,8 @@ struct Scanner<'a> {
     times: QuotedTimes,
     /// Scratch space for one metric's samples.
     samples: Vec<Sample<'a>>,
-    /// Scratch space for one node's maps, each copied out once at its exact size.
+    /// Scratch space for one node's maps, each copied out once at its exact size (`sets`
+    /// serves `parents` too).
     latest: SortedMap<'a, LatestEntry<'a>>,
     sets: SortedMap<'a, StringSet<'a>>,
     metrics: SortedMap<'a, Metric<'a>>,
@@ -376,7 +377,8 @@ struct Scanner<'a> {
     strings: Vec<Str<'a>>,
     /// Stamps legacy counters (spec §4.3).
     now: Time,
-    /// Where unescaped strings and sample lists go; the heap when `None`.
+    /// Where what the report cannot borrow from the body goes (unescaped strings, sample
+    /// lists, sets, a node's maps); the heap when `None`.
     arena: Option<&'a DecodeArena>,
 }
 

@@ -1,10 +1,13 @@
 //! The report's building blocks: topologies, nodes and their maps (spec §3–§5).
 //!
 //! Owns the in-memory shape of every Scope type below [`Report`](super::Report) and their
-//! accessors. Every map is a `Vec` sorted by key (byte order, like Go's string comparison), so
+//! accessors. Every map is a vector sorted by key (byte order, like Go's string comparison), so
 //! lookups are binary searches, merges are merge-joins that move values, and encoding order is
-//! deterministic. Strings are [`Str`] borrowed from the decoded body. Decoding, merging and
-//! encoding live in their own modules.
+//! deterministic. Strings are [`Str`] borrowed from the decoded body. What a decoded report
+//! cannot borrow from its body (a node's maps, sets, sample lists) may be a slice in a
+//! [`DecodeArena`] instead of a vector of its own, behind the same API: reading it is the same,
+//! and changing it first copies it out. Decoding, merging and encoding live in their own
+//! modules.
 
 use std::borrow::Cow;
 
@@ -262,8 +265,7 @@ pub struct StringSet<'a> {
     items: SetItems<'a>,
 }
 
-/// A set's strings: one inline, or a vector, or a slice in a
-/// [`DecodeArena`](super::DecodeArena). Half of a report's sets (most `parents`) hold one
+/// A set's strings: one inline, or a vector, or a slice in a [`DecodeArena`]. Half of a report's sets (most `parents`) hold one
 /// string, and a heap block each was a sixth of decoding's allocations.
 #[derive(Clone, Debug)]
 enum SetItems<'a> {
@@ -593,8 +595,8 @@ pub struct Sample<'a> {
 /// encoding. Any change through [`DerefMut`](std::ops::DerefMut) or [`Samples::into_vec`]
 /// drops the text, so it never disagrees with the samples. Equality ignores it.
 ///
-/// Decoded samples live in the report's body-like [`DecodeArena`](super::DecodeArena) when
-/// there is one; changing them through [`DerefMut`](std::ops::DerefMut) first copies them out.
+/// Decoded samples live in the [`DecodeArena`] the report was decoded into, if any; changing
+/// them through [`DerefMut`](std::ops::DerefMut) first copies them out.
 #[derive(Clone, Debug, Default)]
 pub struct Samples<'a> {
     items: SampleItems<'a>,
