@@ -22,16 +22,86 @@ use super::time::Time;
 #[derive(Clone)]
 pub struct SortedMap<'a, V> {
     /// Invariant: strictly increasing keys.
-    entries: Entries<'a, V>,
+    entries: Stored<'a, (Str<'a>, V)>,
 }
 
-/// Where a [`SortedMap`]'s entries are.
-#[derive(Clone)]
-enum Entries<'a, V> {
-    Heap(Vec<(Str<'a>, V)>),
-    /// In a [`DecodeArena`], which never drops them: only values that own no heap memory
-    /// ([`InArena`]) go there.
-    Arena(&'a [(Str<'a>, V)]),
+/// A collection's items: a vector of its own, or a slice in a [`DecodeArena`], which never
+/// drops them (only values that own no heap memory go there: [`InArena`]).
+#[derive(Clone, Debug)]
+enum Stored<'a, T> {
+    Heap(Vec<T>),
+    Arena(&'a [T]),
+}
+
+impl<T> Default for Stored<'_, T> {
+    fn default() -> Self {
+        Stored::Heap(Vec::new())
+    }
+}
+
+impl<T> Stored<'_, T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Stored::Heap(items) => items,
+            Stored::Arena(items) => items,
+        }
+    }
+
+    /// Whether dropping the items' storage would free nothing.
+    fn owns_no_heap(&self) -> bool {
+        match self {
+            Stored::Heap(items) => items.capacity() == 0,
+            Stored::Arena(_) => true,
+        }
+    }
+}
+
+impl<T: Clone> Stored<'_, T> {
+    /// The items in a vector of their own.
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            Stored::Heap(items) => items,
+            Stored::Arena(items) => items.to_vec(),
+        }
+    }
+
+    /// The items in a vector of their own, with room for `extra` more.
+    fn into_vec_reserving(self, extra: usize) -> Vec<T> {
+        match self {
+            Stored::Heap(mut items) => {
+                items.reserve(extra);
+                items
+            }
+            Stored::Arena(items) => {
+                let mut copy = Vec::with_capacity(items.len() + extra);
+                copy.extend_from_slice(items);
+                copy
+            }
+        }
+    }
+
+    /// The items' own vector, copied out of the arena first if they are there. Never `None`;
+    /// an `Option` only because the borrow checker cannot see that.
+    #[inline]
+    fn heap(&mut self) -> Option<&mut Vec<T>> {
+        if matches!(self, Stored::Arena(_)) {
+            self.copy_out_of_arena();
+        }
+        match self {
+            Stored::Heap(items) => Some(items),
+            Stored::Arena(_) => None,
+        }
+    }
+
+    /// Out of line: decoders fill collections on the heap, and this is the rare change to a
+    /// decoded one.
+    #[cold]
+    #[inline(never)]
+    fn copy_out_of_arena(&mut self) {
+        if let Stored::Arena(items) = *self {
+            *self = Stored::Heap(items.to_vec());
+        }
+    }
 }
 
 /// Values that a decoder may put in a [`DecodeArena`], where nothing is dropped: those it
@@ -53,7 +123,7 @@ fn str_owns_no_heap(s: &Str<'_>) -> bool {
 impl<V> Default for SortedMap<'_, V> {
     fn default() -> Self {
         SortedMap {
-            entries: Entries::Heap(Vec::new()),
+            entries: Stored::default(),
         }
     }
 }
@@ -77,10 +147,7 @@ impl<'a, V> SortedMap<'a, V> {
     }
 
     fn as_slice(&self) -> &[(Str<'a>, V)] {
-        match &self.entries {
-            Entries::Heap(entries) => entries,
-            Entries::Arena(entries) => entries,
-        }
+        self.entries.as_slice()
     }
 
     /// Number of entries.
@@ -111,8 +178,8 @@ impl<'a, V> SortedMap<'a, V> {
     /// Removes every entry.
     pub fn clear(&mut self) {
         match &mut self.entries {
-            Entries::Heap(entries) => entries.clear(),
-            Entries::Arena(_) => self.entries = Entries::Heap(Vec::new()),
+            Stored::Heap(entries) => entries.clear(),
+            Stored::Arena(_) => self.entries = Stored::default(),
         }
     }
 
@@ -130,46 +197,23 @@ impl<'a, V> SortedMap<'a, V> {
     pub(crate) fn from_sorted(entries: Vec<(Str<'a>, V)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         SortedMap {
-            entries: Entries::Heap(entries),
+            entries: Stored::Heap(entries),
         }
     }
 }
 
 impl<'a, V: Clone> SortedMap<'a, V> {
-    /// The entries' own vector, copied out of the arena first if they are there. Never
-    /// `None`; an `Option` only because the borrow checker cannot see that.
-    #[inline]
-    fn heap(&mut self) -> Option<&mut Vec<(Str<'a>, V)>> {
-        if matches!(self.entries, Entries::Arena(_)) {
-            self.copy_out_of_arena();
-        }
-        match &mut self.entries {
-            Entries::Heap(entries) => Some(entries),
-            Entries::Arena(_) => None,
-        }
-    }
-
-    /// Out of line: decoders fill maps on the heap, and this is the rare change to a decoded
-    /// map.
-    #[cold]
-    #[inline(never)]
-    fn copy_out_of_arena(&mut self) {
-        if let Entries::Arena(entries) = self.entries {
-            self.entries = Entries::Heap(entries.to_vec());
-        }
-    }
-
     /// The value under `key`, mutably.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let i = self.find(key).ok()?;
-        self.heap()?.get_mut(i).map(|(_, v)| v)
+        self.entries.heap()?.get_mut(i).map(|(_, v)| v)
     }
 
     /// Inserts or replaces the value under `key`; returns the replaced value.
     pub fn insert(&mut self, key: impl Into<Str<'a>>, value: V) -> Option<V> {
         let key = key.into();
         let found = self.find(&key);
-        let entries = self.heap()?;
+        let entries = self.entries.heap()?;
         match found {
             Ok(i) => Some(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
@@ -182,12 +226,12 @@ impl<'a, V: Clone> SortedMap<'a, V> {
     /// Removes and returns the value under `key`.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let i = self.find(key).ok()?;
-        Some(self.heap()?.remove(i).1)
+        Some(self.entries.heap()?.remove(i).1)
     }
 
     /// Entries in key order, values mutable.
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&Str<'a>, &mut V)> + '_ {
-        let entries: &mut [(Str<'a>, V)] = match self.heap() {
+        let entries: &mut [(Str<'a>, V)] = match self.entries.heap() {
             Some(entries) => entries,
             None => &mut [],
         };
@@ -197,12 +241,12 @@ impl<'a, V: Clone> SortedMap<'a, V> {
     /// The slot for `key`, created with `V::default()` when missing. Decoders fill values
     /// through this so a later duplicate key is decoded over the earlier value (spec §4.2). The
     /// common case, keys arriving in sorted order, is an append. (`None` never happens; see
-    /// `heap`.)
+    /// `Stored::heap`.)
     pub(crate) fn slot(&mut self, key: Str<'a>) -> Option<&mut V>
     where
         V: Default,
     {
-        let entries = self.heap()?;
+        let entries = self.entries.heap()?;
         let at = match entries.last() {
             Some((last, _)) if last.as_ref() < key.as_ref() => entries.len(),
             None => 0,
@@ -222,7 +266,7 @@ impl<'a, V: Clone> SortedMap<'a, V> {
     where
         V: InArena,
     {
-        let Some(entries) = self.heap() else {
+        let Some(entries) = self.entries.heap() else {
             return SortedMap::new();
         };
         let Some(arena) = arena else {
@@ -238,15 +282,12 @@ impl<'a, V: Clone> SortedMap<'a, V> {
         );
         let in_arena = arena.entries(entries);
         SortedMap {
-            entries: Entries::Arena(in_arena),
+            entries: Stored::Arena(in_arena),
         }
     }
 
     pub(crate) fn into_entries(self) -> Vec<(Str<'a>, V)> {
-        match self.entries {
-            Entries::Heap(entries) => entries,
-            Entries::Arena(entries) => entries.to_vec(),
-        }
+        self.entries.into_vec()
     }
 
     pub(crate) fn map_entries<'b, W>(
@@ -599,30 +640,16 @@ pub struct Sample<'a> {
 /// them through [`DerefMut`](std::ops::DerefMut) first copies them out.
 #[derive(Clone, Debug, Default)]
 pub struct Samples<'a> {
-    items: SampleItems<'a>,
+    items: Stored<'a, Sample<'a>>,
     /// Invariant: when `Some`, exactly what encoding `items` as a JSON array writes.
     text: Option<&'a [u8]>,
-}
-
-/// Where a [`Samples`]' items are.
-#[derive(Clone, Debug)]
-enum SampleItems<'a> {
-    Heap(Vec<Sample<'a>>),
-    /// In a [`DecodeArena`](super::DecodeArena).
-    Arena(&'a [Sample<'a>]),
-}
-
-impl Default for SampleItems<'_> {
-    fn default() -> Self {
-        SampleItems::Heap(Vec::new())
-    }
 }
 
 impl<'a> Samples<'a> {
     /// Samples decoded into an arena.
     pub(crate) fn in_arena(items: &'a [Sample<'a>]) -> Samples<'a> {
         Samples {
-            items: SampleItems::Arena(items),
+            items: Stored::Arena(items),
             text: None,
         }
     }
@@ -645,32 +672,19 @@ impl<'a> Samples<'a> {
 
     /// The samples, without their text.
     pub fn into_vec(self) -> Vec<Sample<'a>> {
-        match self.items {
-            SampleItems::Heap(items) => items,
-            SampleItems::Arena(items) => items.to_vec(),
-        }
+        self.items.into_vec()
     }
 
     /// [`Samples::into_vec`] with room for `extra` more samples.
     pub(crate) fn into_vec_reserving(self, extra: usize) -> Vec<Sample<'a>> {
-        match self.items {
-            SampleItems::Heap(mut items) => {
-                items.reserve(extra);
-                items
-            }
-            SampleItems::Arena(items) => {
-                let mut copy = Vec::with_capacity(items.len() + extra);
-                copy.extend_from_slice(items);
-                copy
-            }
-        }
+        self.items.into_vec_reserving(extra)
     }
 }
 
 impl<'a> From<Vec<Sample<'a>>> for Samples<'a> {
     fn from(items: Vec<Sample<'a>>) -> Self {
         Samples {
-            items: SampleItems::Heap(items),
+            items: Stored::Heap(items),
             text: None,
         }
     }
@@ -686,23 +700,16 @@ impl<'a> std::ops::Deref for Samples<'a> {
     type Target = [Sample<'a>];
 
     fn deref(&self) -> &[Sample<'a>] {
-        match &self.items {
-            SampleItems::Heap(items) => items,
-            SampleItems::Arena(items) => items,
-        }
+        self.items.as_slice()
     }
 }
 
 impl<'a> std::ops::DerefMut for Samples<'a> {
     fn deref_mut(&mut self) -> &mut [Sample<'a>] {
         self.text = None;
-        if let SampleItems::Arena(items) = self.items {
-            self.items = SampleItems::Heap(items.to_vec());
-        }
-        match &mut self.items {
-            SampleItems::Heap(items) => items,
-            // Moved to the heap just above.
-            SampleItems::Arena(_) => &mut [],
+        match self.items.heap() {
+            Some(items) => items,
+            None => &mut [],
         }
     }
 }
@@ -754,10 +761,7 @@ impl InArena for StringSet<'_> {
 
 impl InArena for Metric<'_> {
     fn owns_no_heap(&self) -> bool {
-        match &self.samples.items {
-            SampleItems::Heap(items) => items.capacity() == 0,
-            SampleItems::Arena(_) => true,
-        }
+        self.samples.items.owns_no_heap()
     }
 }
 
@@ -1141,8 +1145,8 @@ mod tests {
         let on_heap = scratch.clone().drain_exact(None);
         let in_arena = scratch.drain_exact(Some(&arena));
         assert!(scratch.is_empty(), "the scratch map is drained");
-        assert!(matches!(in_arena.entries, Entries::Arena(_)));
-        assert!(matches!(on_heap.entries, Entries::Heap(_)));
+        assert!(matches!(in_arena.entries, Stored::Arena(_)));
+        assert!(matches!(on_heap.entries, Stored::Heap(_)));
         assert_eq!(in_arena, on_heap);
         assert_eq!(format!("{in_arena:?}"), format!("{on_heap:?}"));
         assert_eq!(in_arena.get("b"), Some(&entry("2")));
@@ -1169,7 +1173,7 @@ mod tests {
             change(&mut a);
             change(&mut h);
             assert!(
-                matches!(a.entries, Entries::Heap(_)),
+                matches!(a.entries, Stored::Heap(_)),
                 "changed in place in the arena"
             );
             assert_eq!(a, h);
