@@ -15,8 +15,9 @@
 //!
 //! Response bodies of one publish interval move into a [`typed_arena::Arena`] that lives as
 //! long as that interval, so decoded reports borrow their strings from the bodies and the
-//! merge copies none of them; what they cannot borrow (unescaped strings, sample lists) goes
-//! to a [`DecodeArena`] reset for each interval. Everything with a time limit is an entry in [`Timers`]; the one
+//! merge copies none of them; what they cannot borrow (unescaped strings, sample lists, sets,
+//! node maps) goes to the probe's [`DecodeArena`], reset for each interval and kept between
+//! them. Everything with a time limit is an entry in [`Timers`]; the one
 //! timerfd is armed to the earliest entry before every wait. Nothing on the loop blocks:
 //! sockets are non-blocking, names are resolved by the resolver thread, and discovery is a
 //! readdir of a local directory tree.
@@ -362,8 +363,7 @@ impl Probe {
         self.drive_apps(now);
         loop {
             let bodies = Arena::new();
-            let mut decoded = std::mem::take(&mut self.decoded);
-            decoded.reset();
+            let decoded = self.take_decode_arena();
             let mut interval = Interval {
                 bodies: &bodies,
                 decoded: &decoded,
@@ -398,11 +398,18 @@ impl Probe {
         self.poll_once(false)
     }
 
+    /// The probe's decode arena, emptied, for one interval's reports to borrow from; the
+    /// caller gives it back (`self.decoded = …`) once they are gone, so its block is reused.
+    fn take_decode_arena(&mut self) -> DecodeArena {
+        let mut arena = std::mem::take(&mut self.decoded);
+        arena.reset();
+        arena
+    }
+
     fn poll_once(&mut self, as_published: bool) -> io::Result<OnceOutcome> {
         let now = Instant::now();
         let bodies = Arena::new();
-        let mut decoded = std::mem::take(&mut self.decoded);
-        decoded.reset();
+        let decoded = self.take_decode_arena();
         let mut interval = Interval {
             bodies: &bodies,
             decoded: &decoded,
