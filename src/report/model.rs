@@ -359,10 +359,7 @@ impl<'a> StringSet<'a> {
     /// Builds a set from strings in any order; sorts and removes duplicates (spec §9.7: Go
     /// keeps unsorted input as sent and then merges it wrongly; we normalise on decode).
     pub fn from_unsorted(mut items: Vec<Str<'a>>) -> Self {
-        if !items.windows(2).all(|w| w[0] < w[1]) {
-            items.sort_unstable();
-            items.dedup();
-        }
+        sort_unique(&mut items);
         StringSet {
             items: SetItems::from_vec(items),
         }
@@ -375,10 +372,7 @@ impl<'a> StringSet<'a> {
         scratch: &mut Vec<Str<'a>>,
         arena: Option<&'a DecodeArena>,
     ) -> Self {
-        if !scratch.windows(2).all(|w| w[0] < w[1]) {
-            scratch.sort_unstable();
-            scratch.dedup();
-        }
+        sort_unique(scratch);
         // The scratch keeps its block for the next list.
         let items = match (scratch.len(), arena) {
             (1, _) => SetItems::One(scratch.swap_remove(0)),
@@ -442,6 +436,15 @@ impl<'a> StringSet<'a> {
 impl PartialEq for StringSet<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.items.as_slice() == other.items.as_slice()
+    }
+}
+
+/// Sorts `items` and removes duplicates, unless they already are (as decoded sets nearly
+/// always are: Go writes them sorted).
+fn sort_unique(items: &mut Vec<Str<'_>>) {
+    if !items.windows(2).all(|w| w[0] < w[1]) {
+        items.sort_unstable();
+        items.dedup();
     }
 }
 
