@@ -834,6 +834,12 @@ impl<'de> Fields<'de> for Topology<'de> {
 
 // ---- nodes ---------------------------------------------------------------------------
 
+impl<'de> DecodeOver<'de> for Box<Node<'de>> {
+    fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
+        (**self).decode_over(d, cx)
+    }
+}
+
 impl<'de> DecodeOver<'de> for Node<'de> {
     fn decode_over<D: Deserializer<'de>>(&mut self, d: D, cx: Cx<'_>) -> Result<(), D::Error> {
         d.deserialize_any(NodeVisitor(self, cx))

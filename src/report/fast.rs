@@ -1006,7 +1006,7 @@ impl<'a> Scanner<'a> {
                 "tag" => t.tag = p.str_value()?,
                 "label" => t.label = p.str_value()?,
                 "label_plural" => t.label_plural = p.str_value()?,
-                "nodes" => p.map_into(&mut t.nodes, Self::node)?,
+                "nodes" => p.map_into(&mut t.nodes, |p, n| p.node(n))?,
                 "controls" => p.map_into(&mut t.controls, Self::control)?,
                 "metadata_templates" => p.map_into(&mut t.metadata_templates, Self::md_template)?,
                 "metric_templates" => p.map_into(&mut t.metric_templates, Self::metric_template)?,

@@ -121,7 +121,10 @@ fn merge_nodes<'a>(mine: Nodes<'a>, theirs: Nodes<'a>, cx: &mut MergeCx) -> Node
         mine.into_entries(),
         theirs.into_entries(),
         |(k, _)| k,
-        |(key, existing), (_, incoming)| (key, incoming.merge_with(existing, cx)),
+        |(key, mut existing), (_, incoming)| {
+            *existing = incoming.merge_with(*existing, cx);
+            (key, existing)
+        },
     ))
 }
 

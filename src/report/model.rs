@@ -209,9 +209,10 @@ impl<'a, V: Clone> SortedMap<'a, V> {
         self.entries.heap()?.get_mut(i).map(|(_, v)| v)
     }
 
-    /// Inserts or replaces the value under `key`; returns the replaced value.
-    pub fn insert(&mut self, key: impl Into<Str<'a>>, value: V) -> Option<V> {
-        let key = key.into();
+    /// Inserts or replaces the value under `key`; returns the replaced value. (`Into`, so that
+    /// a node goes into [`Nodes`] without boxing it first.)
+    pub fn insert(&mut self, key: impl Into<Str<'a>>, value: impl Into<V>) -> Option<V> {
+        let (key, value) = (key.into(), value.into());
         let found = self.find(&key);
         let entries = self.entries.heap()?;
         match found {
@@ -800,7 +801,11 @@ impl<'a> Node<'a> {
 }
 
 /// Node ID → node: a topology's `nodes`.
-pub type Nodes<'a> = SortedMap<'a, Node<'a>>;
+///
+/// Boxed, so an entry is 32 bytes instead of 224: merging a report's new nodes into an
+/// interval's report moves the entries after each of them (or builds the vector anew), and
+/// moving 200-byte nodes was about a fifth of the time merging ten 1 MB reports took.
+pub type Nodes<'a> = SortedMap<'a, Box<Node<'a>>>;
 
 /// Scope's `NodeSet` (node `children`): nodes keyed by their own `id` (spec §4.2).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -73,7 +73,7 @@ fn topology(t: Topology<'_>) -> Topology<'static> {
         tag: s(t.tag),
         label: s(t.label),
         label_plural: s(t.label_plural),
-        nodes: keys(t.nodes, node),
+        nodes: keys(t.nodes, |n| Box::new(node(*n))),
         controls: keys(t.controls, control),
         metadata_templates: keys(t.metadata_templates, |m| MetadataTemplate {
             id: s(m.id),
