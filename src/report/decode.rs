@@ -37,7 +37,7 @@ use super::{Report, Str, TopologyKind};
 /// bytes after that object are ignored (§1.7). Any malformed part makes the whole document an
 /// error (§1.8 recommendation).
 pub fn decode_plugin_report(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let text = utf8(body)?;
     let mut report = Report::make();
     decode_over(text, &mut report, now, Report::make, First::Fast(None))?;
     Ok(report)
@@ -52,7 +52,7 @@ pub fn decode_plugin_report_in<'a>(
     now: Time,
     arena: &'a DecodeArena,
 ) -> Result<Report<'a>, DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let text = utf8(body)?;
     let mut report = Report::make();
     decode_over(
         text,
@@ -76,7 +76,7 @@ pub fn decode_shortcut_report(json: &str, now: Time) -> Result<Report<'_>, Decod
 /// tested against).
 #[doc(hidden)]
 pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))?;
+    let text = utf8(body)?;
     let mut report = Report::make();
     decode_over(text, &mut report, now, Report::make, First::Reference)?;
     Ok(report)
@@ -86,10 +86,16 @@ pub fn decode_reference(body: &[u8], now: Time) -> Result<Report<'_>, DecodeErro
 /// decoder.
 #[doc(hidden)]
 pub fn decode_fast_only(body: &[u8], now: Time) -> Option<Report<'_>> {
-    let text = std::str::from_utf8(body).ok()?;
+    let text = utf8(body).ok()?;
     let mut report = Report::make();
     super::fast::decode(text, &mut report, now, None)?;
     Some(report)
+}
+
+/// `body` as text, or where it stops being UTF-8. (A body is checked whole before any of it
+/// is read: every string the report borrows from it is then a `&str` without more checks.)
+fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
+    simdutf8::compat::from_utf8(body).map_err(|e| DecodeError::utf8(e.valid_up_to()))
 }
 
 /// Which decoder reads a document first.
