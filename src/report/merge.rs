@@ -97,6 +97,16 @@ impl<'a> Topology<'a> {
             self.label = other.label;
             self.label_plural = other.label_plural;
         }
+        // Most of a plugin report's 23 topologies hold nothing but their defaults: each map
+        // merge below would give back the receiver's map unchanged.
+        if other.nodes.is_empty()
+            && other.controls.is_empty()
+            && other.metadata_templates.is_empty()
+            && other.metric_templates.is_empty()
+            && other.table_templates.is_empty()
+        {
+            return;
+        }
         self.nodes = merge_nodes(std::mem::take(&mut self.nodes), other.nodes, cx);
         self.controls = merge_controls(std::mem::take(&mut self.controls), other.controls);
         self.metadata_templates = merge_metadata_templates(
