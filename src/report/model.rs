@@ -146,6 +146,13 @@ impl<'a, V> SortedMap<'a, V> {
         Self::default()
     }
 
+    /// An empty map with room for `capacity` entries.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        SortedMap {
+            entries: Stored::Heap(Vec::with_capacity(capacity)),
+        }
+    }
+
     fn as_slice(&self) -> &[(Str<'a>, V)] {
         self.entries.as_slice()
     }
