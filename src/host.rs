@@ -159,7 +159,7 @@ impl HostReporter {
         let mut rpt = Report::make();
         let host = rpt.topology_mut(TopologyKind::Host);
         add_templates(host);
-        host.nodes.insert(self.node_id.clone(), Box::new(node));
+        host.nodes.insert(self.node_id.clone(), node);
         rpt
     }
 }
