@@ -127,13 +127,14 @@ impl<'a> Topology<'a> {
 /// Topology `nodes` (§6.3): a new ID is stored as it is; a clash stores
 /// `incoming.Merge(existing)`: the argument's node is the receiver of the node merge.
 fn merge_nodes<'a>(mine: Nodes<'a>, theirs: Nodes<'a>, cx: &mut MergeCx) -> Nodes<'a> {
-    SortedMap::from_sorted(merge_join(
+    SortedMap::from_sorted(merge_join_into(
         mine.into_entries(),
         theirs.into_entries(),
         |(k, _)| k,
-        |(key, mut existing), (_, incoming)| {
-            *existing = incoming.merge_with(*existing, cx);
-            (key, existing)
+        // Merged in the existing box: taking the entry out of its slot would leave a new
+        // default box, an allocation, behind.
+        |(_, existing), (_, incoming)| {
+            **existing = incoming.merge_with(std::mem::take(&mut **existing), cx);
         },
     ))
 }
@@ -231,15 +232,13 @@ pub(crate) fn merge_latest<'a>(a: LatestMap<'a>, b: LatestMap<'a>) -> LatestMap<
         Ordering::Less => false,
     };
     let (a, b) = if swap { (b, a) } else { (a, b) };
-    let entries = merge_join(
+    let entries = merge_join_into(
         a.map.into_entries(),
         b.map.into_entries(),
         |(k, _)| k,
         |ea, eb| {
             if ea.1.timestamp < eb.1.timestamp {
-                eb
-            } else {
-                ea
+                *ea = eb;
             }
         },
     );
@@ -372,11 +371,15 @@ pub(crate) fn smaller_overwrites<'a, V: Default + Clone>(
     b: SortedMap<'a, V>,
 ) -> SortedMap<'a, V> {
     let b_wins = b.len() <= a.len();
-    SortedMap::from_sorted(merge_join(
+    SortedMap::from_sorted(merge_join_into(
         a.into_entries(),
         b.into_entries(),
         |(k, _)| k,
-        |x, y| if b_wins { y } else { x },
+        |x, y| {
+            if b_wins {
+                *x = y;
+            }
+        },
     ))
 }
 
@@ -389,11 +392,15 @@ pub(crate) fn merge_controls<'a>(a: Controls<'a>, b: Controls<'a>) -> Controls<'
 pub(crate) fn merge_plugins<'a>(a: PluginSpecs<'a>, b: PluginSpecs<'a>) -> PluginSpecs<'a> {
     let b_wins = b.len() <= a.len();
     PluginSpecs {
-        specs: merge_join(
+        specs: merge_join_into(
             a.specs,
             b.specs,
             |s| &s.id,
-            |x, y| if b_wins { y } else { x },
+            |x, y| {
+                if b_wins {
+                    *x = y;
+                }
+            },
         ),
     }
 }
@@ -402,11 +409,15 @@ pub(crate) fn merge_plugins<'a>(a: PluginSpecs<'a>, b: PluginSpecs<'a>) -> Plugi
 fn merge_children<'a>(a: NodeSet<'a>, b: NodeSet<'a>) -> NodeSet<'a> {
     let b_wins = b.len() <= a.len();
     NodeSet {
-        nodes: merge_join(
+        nodes: merge_join_into(
             a.nodes,
             b.nodes,
             |n| &n.id,
-            |x, y| if b_wins { y } else { x },
+            |x, y| {
+                if b_wins {
+                    *x = y;
+                }
+            },
         ),
     }
 }
@@ -436,15 +447,13 @@ pub(crate) fn merge_by_priority<'a, T: Prioritized + Default + Clone>(
     b: SortedMap<'a, T>,
 ) -> SortedMap<'a, T> {
     let (big, small) = if b.len() > a.len() { (b, a) } else { (a, b) };
-    SortedMap::from_sorted(merge_join(
+    SortedMap::from_sorted(merge_join_into(
         big.into_entries(),
         small.into_entries(),
         |(k, _)| k,
         |x, y| {
             if y.1.priority() > x.1.priority() {
-                y
-            } else {
-                x
+                *x = y;
             }
         },
     ))
@@ -530,18 +539,35 @@ const SMALL_SIDE: usize = 16;
 
 /// Merge-join of two key-sorted, key-unique vectors: entries of one side move over as they
 /// are; on equal keys `both(a_item, b_item)` decides. An empty side returns the other without
-/// copying.
+/// copying. ([`merge_join_into`] with the pair combined by value.)
+fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
+    a: Vec<T>,
+    b: Vec<T>,
+    key: impl Fn(&T) -> &K,
+    mut both: impl FnMut(T, T) -> T,
+) -> Vec<T> {
+    merge_join_into(a, b, key, |x, y| *x = both(std::mem::take(x), y))
+}
+
+/// Merge-join of two key-sorted, key-unique vectors: entries of one side move over as they
+/// are; on equal keys `combine(a_item, b_item)` turns `a_item` into the result. An empty side
+/// returns the other without copying.
+///
+/// In place because most merges of equal keys keep one side (the newer latest entry, the
+/// higher-priority template, the smaller side's control): combined by value, each kept
+/// template was moved out of its slot, through the closure and back, three copies of a
+/// hundred bytes and more.
 ///
 /// When one side is small and the other larger (folding one plugin's report into the report
 /// of a thousand, or a node's few new latest entries into its map), the small side's entries
 /// are searched into the larger vector in place instead of rebuilding it: rebuilding made
 /// such a fold quadratic, and cost an allocation per merge of small maps. The result is the
 /// same either way.
-fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
+fn merge_join_into<T, K: AsRef<str> + ?Sized>(
     a: Vec<T>,
     b: Vec<T>,
     key: impl Fn(&T) -> &K,
-    mut both: impl FnMut(T, T) -> T,
+    mut combine: impl FnMut(&mut T, T),
 ) -> Vec<T> {
     if a.is_empty() {
         return b;
@@ -550,13 +576,17 @@ fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
         return a;
     }
     if b.len() <= SMALL_SIDE && a.len() > SMALL_SIDE {
-        return merge_in_place(a, b, &key, &mut both);
+        return merge_in_place(a, b, &key, &mut combine);
     }
     if a.len() <= SMALL_SIDE && b.len() > SMALL_SIDE {
-        return merge_in_place(b, a, &key, |big, small| both(small, big));
+        // `b`'s entry sits in the slot; `a`'s must be the one combined into.
+        return merge_in_place(b, a, &key, |slot, a_item| {
+            let b_item = std::mem::replace(slot, a_item);
+            combine(slot, b_item);
+        });
     }
     if keys_contained(&b, &a, &key) {
-        return combine_in_place(a, b, &key, both);
+        return combine_in_place(a, b, &key, combine);
     }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let mut ai = a.into_iter().peekable();
@@ -577,8 +607,9 @@ fn merge_join<T: Default, K: AsRef<str> + ?Sized>(
             Ordering::Less => out.extend(ai.next()),
             Ordering::Greater => out.extend(bi.next()),
             Ordering::Equal => {
-                if let (Some(x), Some(y)) = (ai.next(), bi.next()) {
-                    out.push(both(x, y));
+                if let (Some(mut x), Some(y)) = (ai.next(), bi.next()) {
+                    combine(&mut x, y);
+                    out.push(x);
                 }
             }
         }
@@ -612,13 +643,13 @@ fn keys_contained<T, K: AsRef<str> + ?Sized>(
     })
 }
 
-/// [`merge_join`] when every key of `small` is in `big`: combines each pair in `big`'s slot
-/// with `both(big_item, small_item)`, without building a new vector.
-fn combine_in_place<T: Default, K: AsRef<str> + ?Sized>(
+/// [`merge_join_into`] when every key of `small` is in `big`: combines each pair in `big`'s
+/// slot with `combine(big_item, small_item)`, without building a new vector.
+fn combine_in_place<T, K: AsRef<str> + ?Sized>(
     mut big: Vec<T>,
     small: Vec<T>,
     key: &impl Fn(&T) -> &K,
-    mut both: impl FnMut(T, T) -> T,
+    mut combine: impl FnMut(&mut T, T),
 ) -> Vec<T> {
     let mut at = 0;
     for item in small {
@@ -631,8 +662,7 @@ fn combine_in_place<T: Default, K: AsRef<str> + ?Sized>(
         // `keys_contained` guarantees the slot; were it missing, the entry would only be lost.
         debug_assert!(at < big.len(), "combine_in_place: key not found");
         if let Some(slot) = big.get_mut(at) {
-            let existing = std::mem::take(slot);
-            *slot = both(existing, item);
+            combine(slot, item);
         }
         at += 1;
     }
@@ -640,12 +670,12 @@ fn combine_in_place<T: Default, K: AsRef<str> + ?Sized>(
 }
 
 /// Inserts every entry of `small` into `big` at its sorted place, combining equal keys with
-/// `both(big_item, small_item)`.
-fn merge_in_place<T: Default, K: AsRef<str> + ?Sized>(
+/// `combine(big_item, small_item)`.
+fn merge_in_place<T, K: AsRef<str> + ?Sized>(
     mut big: Vec<T>,
     small: Vec<T>,
     key: &impl Fn(&T) -> &K,
-    mut both: impl FnMut(T, T) -> T,
+    mut combine: impl FnMut(&mut T, T),
 ) -> Vec<T> {
     big.reserve(small.len());
     // `small` is sorted, so each entry's place is at or after the previous one's: gallop
@@ -665,8 +695,7 @@ fn merge_in_place<T: Default, K: AsRef<str> + ?Sized>(
             Ok(at) => {
                 // Combine in the slot: removing and re-inserting moved the whole tail twice.
                 let pos = from + at;
-                let existing = std::mem::take(&mut big[pos]);
-                big[pos] = both(existing, item);
+                combine(&mut big[pos], item);
                 from = pos + 1;
             }
             Err(at) => {
@@ -770,9 +799,12 @@ mod tests {
                     .and_modify(|x| *x += v * 10)
                     .or_insert(*v);
             }
-            let got = merge_in_place(big, small, &|e: &(String, u32)| &e.0, |(k, x), (_, y)| {
-                (k, x + y * 10)
-            });
+            let got = merge_in_place(
+                big,
+                small,
+                &|e: &(String, u32)| &e.0,
+                |(_, x): &mut (String, u32), (_, y)| *x += y * 10,
+            );
             assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
         }
     }
