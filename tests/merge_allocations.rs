@@ -2,7 +2,8 @@
 //! memory for its maps, never for the strings in them. Shown with a counting allocator: the
 //! same reports with 8-byte and with 8,000-byte strings make the merge allocate exactly the
 //! same number of blocks and bytes. Decoding into a `DecodeArena` allocates no heap block for
-//! a node's maps, its sets, a metric's samples or a string that had escapes either.
+//! a node's maps, its sets, a metric's samples or a string that had escapes either, and a node
+//! that two reports share merges without a heap block for the node itself.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -184,5 +185,30 @@ fn decoding_into_an_arena_allocates_nothing_per_node_map_set_sample_list_or_esca
     assert_eq!(
         escaped_arena, plain_arena,
         "escaped strings took heap blocks"
+    );
+}
+
+/// A node that both reports hold merges inside the receiver's box: the merge makes no heap
+/// block for the node itself (taking a boxed node out of its slot left a new default box
+/// behind, one allocation per shared node).
+#[test]
+fn merging_a_shared_node_allocates_nothing_for_the_node() {
+    let body = |k: u32| {
+        format!(
+            r#"{{"Host":{{"nodes":{{"h;<host>":{{"id":"h;<host>","latest":{{"a":{{"timestamp":"2023-06-01T10:00:0{k}Z","value":"v{k}"}}}}}}}}}}}}"#
+        )
+    };
+    let (first, second) = (body(1), body(2));
+    let now = Time::from_unix_nanos(1_700_000_000_000_000_000);
+    let mut acc = decode_plugin_report(first.as_bytes(), now).expect("decodes");
+    let other = decode_plugin_report(second.as_bytes(), now).expect("decodes");
+    let ((), allocs, _) = counted(|| acc.merge(other));
+    assert_eq!(allocs, 0, "merging a shared node allocated");
+    let host = acc.topology(scope_probe::report::TopologyKind::Host);
+    let node = host.nodes.get("h;<host>").expect("the shared node");
+    assert_eq!(
+        node.latest.get("a").map(|e| &*e.value),
+        Some("v2"),
+        "the newer entry"
     );
 }
