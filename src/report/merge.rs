@@ -370,17 +370,25 @@ pub(crate) fn smaller_overwrites<'a, V: Default + Clone>(
     a: SortedMap<'a, V>,
     b: SortedMap<'a, V>,
 ) -> SortedMap<'a, V> {
-    let b_wins = b.len() <= a.len();
-    SortedMap::from_sorted(merge_join_into(
+    SortedMap::from_sorted(smaller_overwrites_by(
         a.into_entries(),
         b.into_entries(),
         |(k, _)| k,
-        |x, y| {
-            if b_wins {
-                *x = y;
-            }
-        },
     ))
+}
+
+/// The smaller-overwrites pattern over key-sorted vectors, keyed by `key`.
+fn smaller_overwrites_by<T, K: AsRef<str> + ?Sized>(
+    a: Vec<T>,
+    b: Vec<T>,
+    key: impl Fn(&T) -> &K,
+) -> Vec<T> {
+    let b_wins = b.len() <= a.len();
+    merge_join_into(a, b, key, |x, y| {
+        if b_wins {
+            *x = y;
+        }
+    })
 }
 
 /// Controls merge (§6.1.6).
@@ -390,35 +398,15 @@ pub(crate) fn merge_controls<'a>(a: Controls<'a>, b: Controls<'a>) -> Controls<'
 
 /// PluginSpecs merge (§6.1.7): smaller-overwrites keyed by id.
 pub(crate) fn merge_plugins<'a>(a: PluginSpecs<'a>, b: PluginSpecs<'a>) -> PluginSpecs<'a> {
-    let b_wins = b.len() <= a.len();
     PluginSpecs {
-        specs: merge_join_into(
-            a.specs,
-            b.specs,
-            |s| &s.id,
-            |x, y| {
-                if b_wins {
-                    *x = y;
-                }
-            },
-        ),
+        specs: smaller_overwrites_by(a.specs, b.specs, |s| &s.id),
     }
 }
 
 /// NodeSet merge for `children` (§6.4 step 4): smaller-overwrites keyed by id.
 fn merge_children<'a>(a: NodeSet<'a>, b: NodeSet<'a>) -> NodeSet<'a> {
-    let b_wins = b.len() <= a.len();
     NodeSet {
-        nodes: merge_join_into(
-            a.nodes,
-            b.nodes,
-            |n| &n.id,
-            |x, y| {
-                if b_wins {
-                    *x = y;
-                }
-            },
-        ),
+        nodes: smaller_overwrites_by(a.nodes, b.nodes, |n| &n.id),
     }
 }
 
