@@ -172,8 +172,8 @@ fn singleton(now: Time, value: f64, max: f64) -> Metric<'static> {
             value: value.into(),
         }]
         .into(),
-        min: value,
-        max,
+        min: value.into(),
+        max: max.into(),
     }
 }
 
@@ -302,7 +302,7 @@ mod tests {
         assert!((0.0..=100.0).contains(&cpu.samples[0].value.to_f64()));
         assert_eq!(cpu.max, 100.0);
         let mem = node.metrics.get("host_mem_usage_bytes").expect("memory");
-        assert!(mem.max > 0.0 && mem.samples[0].value.to_f64() <= mem.max);
+        assert!(mem.max.to_f64() > 0.0 && mem.samples[0].value.to_f64() <= mem.max.to_f64());
         assert!(node.metrics.get("load1").is_some());
         assert!(host.metadata_templates.get("uptime").is_some());
         assert!(host.metric_templates.get("load1").is_some());

@@ -1032,8 +1032,8 @@ impl<'de> Fields<'de> for Metric<'de> {
     ) -> Result<(), A::Error> {
         match key {
             "samples" => self.samples = decode_list::<Sample, _>(map, cx)?.into(),
-            "min" => self.min = map.next_value_seed(LenientFloat)?,
-            "max" => self.max = map.next_value_seed(LenientFloat)?,
+            "min" => self.min = map.next_value_seed(LenientNumber)?,
+            "max" => self.max = map.next_value_seed(LenientNumber)?,
             _ => skip(map)?,
         }
         Ok(())
@@ -1341,7 +1341,10 @@ mod tests {
         assert_eq!(c.latest.get("a"), Some(&LatestEntry::default()));
         assert_eq!(c.latest.get("b"), Some(&LatestEntry::default()));
         let m = c.metrics.get("m").unwrap();
-        assert_eq!((m.samples.len(), m.min, m.max), (0, 0.0, 2.0));
+        assert_eq!(
+            (m.samples.len(), m.min.to_f64(), m.max.to_f64()),
+            (0, 0.0, 2.0)
+        );
         assert!(r.plugins.is_empty());
         assert_eq!(r.id, "");
     }
@@ -1395,7 +1398,7 @@ mod tests {
         let m = r.topology(K::Host).metadata_templates.get("m").unwrap();
         assert_eq!((m.priority, m.truncate), (2.5, 3));
         let metric = host_node(&r, "a").metrics.get("m").unwrap();
-        assert_eq!((metric.min, metric.max), (-1.5, 100.0));
+        assert_eq!((metric.min.to_f64(), metric.max.to_f64()), (-1.5, 100.0));
         assert!(dec_err(r#"{"Window":1.5}"#).contains("non-integer 1.5"));
         assert!(dec_err(r#"{"Shortcut":"true"}"#).contains("expected a boolean"));
         assert!(dec_err(r#"{"Sampling":{"Count":-1}}"#).contains("negative"));

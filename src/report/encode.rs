@@ -298,9 +298,9 @@ fn metric(out: &mut Out, m: &Metric) {
         }
     }
     w.key(b"min");
-    float(w.out, m.min);
+    number(w.out, m.min);
     w.key(b"max");
-    float(w.out, m.max);
+    number(w.out, m.max);
     w.close();
 }
 
@@ -811,15 +811,16 @@ mod tests {
                 },
             ]
             .into(),
-            min: 0.25,
-            max: 1e21,
+            // So does a decoded bound; a float bound is written as Go writes it.
+            min: Number::from_json_text("0.250").unwrap(),
+            max: 1e21.into(),
         };
         let mut out = new_out();
         metric(&mut out, &m);
         let s = String::from_utf8(out.buf).unwrap();
         assert_eq!(
             s,
-            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5},{"date":"2023-06-01T09:30:17.25+02:00","value":-2.50}],"min":0.25,"max":1e21}"#
+            r#"{"samples":[{"date":"2023-06-01T09:30:17.25+02:00","value":1.5},{"date":"2023-06-01T09:30:17.25+02:00","value":-2.50}],"min":0.250,"max":1e21}"#
         );
     }
 
@@ -864,8 +865,8 @@ mod tests {
         }
         let m = Metric {
             samples: samples.into(),
-            min: 0.0,
-            max: 1.0,
+            min: 0.0.into(),
+            max: 1.0.into(),
         };
         let mut out = new_out();
         metric(&mut out, &m);

@@ -1170,8 +1170,8 @@ impl<'a> Scanner<'a> {
                     };
                     p.samples = samples;
                 }
-                [b'm', b'i', b'n'] => m.min = p.float_value()?,
-                [b'm', b'a', b'x'] => m.max = p.float_value()?,
+                [b'm', b'i', b'n'] => m.min = p.number_value()?,
+                [b'm', b'a', b'x'] => m.max = p.number_value()?,
                 _ => p.skip()?,
             }
             Some(())

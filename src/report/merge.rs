@@ -12,8 +12,8 @@ use std::cmp::Ordering;
 
 use super::model::{
     Controls, DnsRecord, DnsRecords, LatestEntry, LatestMap, MetadataTemplate, MetadataTemplates,
-    Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes, PluginSpecs, Sample,
-    Sets, SortedMap, StringSet, TableTemplate, TableTemplates, Topology,
+    Metric, MetricTemplate, MetricTemplates, Metrics, Node, NodeSet, Nodes, Number, PluginSpecs,
+    Sample, Sets, SortedMap, StringSet, TableTemplate, TableTemplates, Topology,
 };
 use super::{Report, Str};
 
@@ -306,7 +306,7 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     if o.samples.is_empty() {
         return m;
     }
-    let (min, max) = (m.min.min(o.min), m.max.max(o.max));
+    let (min, max) = (go_min(m.min, o.min), go_max(m.max, o.max));
     // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
@@ -327,6 +327,39 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
         min,
         max,
     }
+}
+
+/// Go's `math.Min` of two finite bounds, as the one of them it returns: `-0` is below `0`,
+/// and on equal values the first is kept (with its text).
+fn go_min<'a>(x: Number<'a>, y: Number<'a>) -> Number<'a> {
+    if same_text(x, y) {
+        return x;
+    }
+    let (a, b) = (x.to_f64(), y.to_f64());
+    if a < b || (a == b && (a != 0.0 || a.is_sign_negative() || b.is_sign_positive())) {
+        x
+    } else {
+        y
+    }
+}
+
+/// Go's `math.Max` of two finite bounds, as [`go_min`]: `0` is above `-0`.
+fn go_max<'a>(x: Number<'a>, y: Number<'a>) -> Number<'a> {
+    if same_text(x, y) {
+        return x;
+    }
+    let (a, b) = (x.to_f64(), y.to_f64());
+    if a > b || (a == b && (a != 0.0 || a.is_sign_positive() || b.is_sign_negative())) {
+        x
+    } else {
+        y
+    }
+}
+
+/// Whether two bounds are the same kept text, so equal without reading them (metrics of one
+/// kind mostly share their bounds, such as `0` and `100` for percentages).
+fn same_text(x: Number<'_>, y: Number<'_>) -> bool {
+    matches!((x.json_bytes(), y.json_bytes()), (Some(a), Some(b)) if a == b)
 }
 
 /// Samples of `m` and `o` interleaved by date, `m`'s kept on equal dates: Go's forward merge.
@@ -831,8 +864,8 @@ mod tests {
                     value: v.into(),
                 })
                 .collect(),
-            min,
-            max,
+            min: min.into(),
+            max: max.into(),
         }
     }
 
@@ -915,9 +948,58 @@ mod tests {
     #[test]
     fn metric_empty_side_returns_other() {
         let m = merge_metric(metric(&[], -5.0, 500.0), metric(&[(1, 1.0)], 0.0, 100.0));
-        assert_eq!((m.min, m.max, values(&m)), (0.0, 100.0, vec![1.0]));
+        assert_eq!(
+            (m.min.to_f64(), m.max.to_f64(), values(&m)),
+            (0.0, 100.0, vec![1.0])
+        );
         let m = merge_metric(metric(&[(1, 1.0)], 0.0, 100.0), metric(&[], -5.0, 500.0));
-        assert_eq!((m.min, m.max), (0.0, 100.0));
+        assert_eq!((m.min.to_f64(), m.max.to_f64()), (0.0, 100.0));
+    }
+
+    // spec §6.1.4 step 5: the bounds are Go's `math.Min` and `math.Max`, and a bound that
+    // came as text keeps it (so it is written back as the plugin sent it).
+    #[test]
+    fn metric_bounds_are_gos_min_and_max() {
+        let text = |t: &'static str| Number::from_json_text(t).unwrap();
+        let bounds = |m: Metric<'static>, o: Metric<'static>| {
+            let m = merge_metric(m, o);
+            (m.min.json_text(), m.max.json_text())
+        };
+        let with = |min, max| Metric {
+            samples: vec![Sample::default()].into(),
+            min,
+            max,
+        };
+        assert_eq!(
+            bounds(
+                with(text("0.50"), text("100")),
+                with(text("1"), text("99.5"))
+            ),
+            (Some("0.50"), Some("100"))
+        );
+        assert_eq!(
+            bounds(
+                with(text("1"), text("99.5")),
+                with(text("0.50"), text("100.0"))
+            ),
+            (Some("0.50"), Some("100.0"))
+        );
+        // Equal values keep the receiver's text.
+        assert_eq!(
+            bounds(with(text("1.0"), text("2")), with(text("1"), text("2.00"))),
+            (Some("1.0"), Some("2"))
+        );
+        // Go's zeros: Min(0, -0) = -0 and Max(-0, 0) = 0, whichever side they are on.
+        for (m, o) in [("0", "-0"), ("-0", "0")] {
+            assert_eq!(
+                bounds(with(text(m), text(m)), with(text(o), text(o))),
+                (Some("-0"), Some("0")),
+                "{m} {o}"
+            );
+        }
+        // A bound read as a float compares by value with kept text.
+        let m = merge_metric(with(2.5.into(), 3.0.into()), with(text("2.4"), text("3")));
+        assert_eq!((m.min.json_text(), m.max.to_f64()), (Some("2.4"), 3.0));
     }
 
     // spec §6.1.4 steps 2–5: concatenation, interleaving, equal dates keep the receiver's.
@@ -928,7 +1010,7 @@ mod tests {
             metric(&[(3, 3.0)], -1.0, 5.0),
         );
         assert_eq!(values(&m), [1.0, 2.0, 3.0]);
-        assert_eq!((m.min, m.max), (-1.0, 10.0));
+        assert_eq!((m.min.to_f64(), m.max.to_f64()), (-1.0, 10.0));
         let m = merge_metric(
             metric(&[(5, 5.0)], 0.0, 1.0),
             metric(&[(1, 1.0), (2, 2.0)], 0.0, 1.0),
@@ -982,8 +1064,8 @@ mod tests {
                 .collect();
             Metric {
                 samples: Samples::from(items).and_text(text),
-                min: 0.0,
-                max: 1.0,
+                min: 0.0.into(),
+                max: 1.0.into(),
             }
         };
         for (i, (text, _)) in kept.iter().enumerate() {
@@ -1419,7 +1501,7 @@ mod wrapper_tests {
 
         let mut m = Metric::default();
         m.merge(Metric {
-            min: 1.0,
+            min: 1.0.into(),
             ..Metric::default()
         });
         assert_eq!(m.min, 1.0);

@@ -10,7 +10,8 @@
 //! Design: strings are [`Str`] borrowed from the body being decoded (only JSON escapes force a
 //! copy); maps are key-sorted `Vec`s ([`SortedMap`]), so lookups are binary searches, merges
 //! are merge-joins that move values without cloning strings, and encoding is deterministic.
-//! Metric sample values, which only pass through, keep their JSON number text ([`Number`]).
+//! Metric sample values and bounds, which mostly pass through, keep their JSON number text
+//! ([`Number`]).
 //!
 //! Decoding has two paths with one meaning: a strict hand-written scanner (`fast.rs`) takes
 //! the common, well-formed documents; anything it does not fully understand, errors

@@ -517,11 +517,11 @@ impl<'a> LatestMap<'a> {
     }
 }
 
-/// A metric sample's value (spec §4.2): the number text a plugin sent, or a float.
+/// A metric sample's value or bound (spec §4.2): the number text a plugin sent, or a float.
 ///
 /// Sample values only pass through the probe (merges order samples by date and never look at
-/// their values), so a decoded value keeps its JSON text, borrowed from the body, and is
-/// written back as it came. Scope's app then parses exactly the plugin's text, just as when
+/// their values), and so do the bounds of most metrics, so a decoded value keeps its JSON
+/// text, borrowed from the body, and is written back as it came. Scope's app then parses exactly the plugin's text, just as when
 /// Go's probe reads and rewrites the float: Go's parse is correctly rounded and its writer
 /// round-trips, so both give the app the same `float64`. Reading and rewriting every sample
 /// was a fifth of the decode + merge + encode pipeline.
@@ -745,10 +745,12 @@ impl<'s, 'a> IntoIterator for &'s Samples<'a> {
 pub struct Metric<'a> {
     /// The samples.
     pub samples: Samples<'a>,
-    /// Lower display bound.
-    pub min: f64,
-    /// Upper display bound.
-    pub max: f64,
+    /// Lower display bound. A number, kept as its text when it came as a plain one (see
+    /// [`Number`]): most metrics pass through the probe, and reading and writing their bounds
+    /// again cost more than all other metric fields.
+    pub min: Number<'a>,
+    /// Upper display bound, as `min`.
+    pub max: Number<'a>,
 }
 
 /// Metric id → metric.

@@ -131,8 +131,8 @@ fn metric(m: Metric<'_>) -> Metric<'static> {
                 value: sample.value.into_owned(),
             })
             .collect(),
-        min: m.min,
-        max: m.max,
+        min: m.min.into_owned(),
+        max: m.max.into_owned(),
     }
 }
 
