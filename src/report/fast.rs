@@ -280,7 +280,7 @@ const POW10_U64: [u64; 9] = [
 
 /// How many of the little-endian `word`'s bytes, from the first, are ASCII digits.
 #[inline]
-fn leading_digits(word: u64) -> usize {
+pub(crate) fn leading_digits(word: u64) -> usize {
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     // A byte is a digit when it is 0x3_ and still 0x3_ after adding 6. A carry out of a byte
@@ -292,7 +292,7 @@ fn leading_digits(word: u64) -> usize {
 
 /// The value of the first `n` (1..=8) bytes of the little-endian `word`, all ASCII digits.
 #[inline]
-fn digits_value(word: u64, n: usize) -> u32 {
+pub(crate) fn digits_value(word: u64, n: usize) -> u32 {
     // Digit values in the low `n` bytes, shifted up so the missing ones read as leading zeros.
     let v = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - n));
     // Pairs, then quads, then all eight (the SWAR reduction of fast_float's
