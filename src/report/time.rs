@@ -84,6 +84,12 @@ impl QuotedTimes {
     #[inline(always)]
     pub(crate) fn quick(&self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
+        self.remembered_tail(local, b)
+    }
+
+    /// [`QuotedTimes::quick`] once the date and clock are known to be `local`.
+    #[inline(always)]
+    fn remembered_tail(&self, local: i64, b: &[u8]) -> Option<Recognised> {
         let word = u128::from_le_bytes(b.get(19..35)?.try_into().ok()?);
         let tail = self
             .tails
@@ -106,9 +112,11 @@ impl QuotedTimes {
     /// [`QuotedTimes::quick`], or else [`QuotedTimes::on_known_date`].
     #[inline(always)]
     pub(crate) fn recognise(&mut self, b: &[u8]) -> Option<Recognised> {
-        match self.quick(b) {
+        // The date and clock are checked once for both.
+        let local = self.known_date_and_clock(b)?;
+        match self.remembered_tail(local, b) {
             Some(hit) => Some(hit),
-            None => self.on_known_date(b),
+            None => self.new_tail(local, b),
         }
     }
 
@@ -118,6 +126,13 @@ impl QuotedTimes {
     /// and the clock and tail are checked as it checks them.
     pub(crate) fn on_known_date(&mut self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
+        self.new_tail(local, b)
+    }
+
+    /// [`QuotedTimes::on_known_date`] once the date and clock are known to be `local`.
+    // Out of line: the hits in `recognise` stay small.
+    #[inline(never)]
+    fn new_tail(&mut self, local: i64, b: &[u8]) -> Option<Recognised> {
         if let Some((word, len, nanos)) = utc_fraction_tail(b) {
             // Most new tails (each node's times have their own fraction): read and remembered
             // without scanning for the quote, parsing in general or copying byte by byte.
