@@ -78,16 +78,17 @@ pub(crate) struct Recognised {
 
 impl QuotedTimes {
     /// `b` starts just after a string's opening quote. When the string is a time this cache
-    /// recognises, returns its value and the length of its text with the closing quote. The
-    /// value is the one [`Time::parse`] gives, because everything not parsed here is bytes
-    /// equal to text that was parsed.
-    #[inline(always)]
+    /// recognises (remembered date and tail), returns its value and the length of its text
+    /// with the closing quote. The value is the one [`Time::parse`] gives, because everything
+    /// not parsed here is bytes equal to text that was parsed.
+    #[cfg(test)]
     pub(crate) fn quick(&self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
         self.remembered_tail(local, b)
     }
 
-    /// [`QuotedTimes::quick`] once the date and clock are known to be `local`.
+    /// The hit path of [`QuotedTimes::recognise`], once the date and clock are known to be
+    /// `local`: the tail is one remembered.
     #[inline(always)]
     fn remembered_tail(&self, local: i64, b: &[u8]) -> Option<Recognised> {
         let word = u128::from_le_bytes(b.get(19..35)?.try_into().ok()?);
@@ -109,7 +110,11 @@ impl QuotedTimes {
         })
     }
 
-    /// [`QuotedTimes::quick`], or else [`QuotedTimes::on_known_date`].
+    /// `b` starts just after a string's opening quote. When the string is a time on the
+    /// remembered date, returns its value and the length of its text with the closing quote,
+    /// and remembers its tail if it is new. The value is the one [`Time::parse`] gives: the
+    /// date is bytes equal to a parsed one, a remembered tail bytes equal to a parsed one, and
+    /// the clock and a new tail are checked as it checks them.
     #[inline(always)]
     pub(crate) fn recognise(&mut self, b: &[u8]) -> Option<Recognised> {
         // The date and clock are checked once for both.
@@ -120,16 +125,16 @@ impl QuotedTimes {
         }
     }
 
-    /// [`QuotedTimes::quick`] for a time on the remembered date whose fraction or offset is
-    /// not remembered: reads just that tail, up to the closing quote, and remembers it. The
-    /// value is again the one [`Time::parse`] gives: the date is bytes equal to a parsed one,
-    /// and the clock and tail are checked as it checks them.
+    /// The miss path of [`QuotedTimes::recognise`] alone: for a time on the remembered date,
+    /// reads its tail, up to the closing quote, and remembers it.
+    #[cfg(test)]
     pub(crate) fn on_known_date(&mut self, b: &[u8]) -> Option<Recognised> {
         let local = self.known_date_and_clock(b)?;
         self.new_tail(local, b)
     }
 
-    /// [`QuotedTimes::on_known_date`] once the date and clock are known to be `local`.
+    /// The miss path of [`QuotedTimes::recognise`], once the date and clock are known to be
+    /// `local`: the tail is new.
     // Out of line: the hits in `recognise` stay small.
     #[inline(never)]
     fn new_tail(&mut self, local: i64, b: &[u8]) -> Option<Recognised> {
