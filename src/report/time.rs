@@ -491,6 +491,14 @@ impl Time {
         i64::try_from(wide).unwrap_or(if wide < 0 { i64::MIN } else { i64::MAX })
     }
 
+    /// The same time `secs` seconds later, written with the same offset (saturating).
+    pub(crate) fn plus_secs(self, secs: i64) -> Time {
+        Time {
+            secs: self.secs.saturating_add(secs),
+            ..self
+        }
+    }
+
     /// Whether this is the zero instant (Go's `IsZero`, whatever the offset).
     pub fn is_zero(&self) -> bool {
         self.secs == ZERO_UNIX_SECS && self.nanos == 0
