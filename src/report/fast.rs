@@ -1316,7 +1316,9 @@ impl<'a> Scanner<'a> {
 
     /// A sample spelt `{"date":"…","value":…}` with a plain number (see
     /// [`Scanner::go_spelt_time_then`]), pushed onto `samples`, and whether encoding it writes
-    /// this same text; `None` (consuming nothing) for any other spelling.
+    /// this same text; `None` (consuming nothing) for any other spelling. A sample in the
+    /// frame of the one read before (see [`SampleFrame`]) is read by that; any other teaches
+    /// the frame.
     // Pushes rather than returns, with its reader inlined: returned through memory, a sample
     // was copied across the stack by loads that straddled the narrower stores that wrote it,
     // and these stalled store-to-load forwards cost more than reading the sample.

@@ -230,7 +230,7 @@ impl QuotedTimes {
         let [newest, older] = self.tails;
         let same = |t: &QuotedTail| t.len == entry.len && t.bytes == entry.bytes;
         if !same(&newest) {
-            // Newest first, where `quick` looks first: a node's latest times and its samples'
+            // Newest first, where `recognise` looks first: a node's latest times and its samples'
             // times alternate, and a metric's samples all have the tail learnt last.
             self.tails = [if same(&older) { older } else { entry }, newest];
         }
