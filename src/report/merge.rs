@@ -306,7 +306,10 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     if o.samples.is_empty() {
         return m;
     }
-    let (min, max) = (go_min(m.min, o.min), go_max(m.max, o.max));
+    let (min, max) = (
+        go_bound(m.min, o.min, Ordering::Less),
+        go_bound(m.max, o.max, Ordering::Greater),
+    );
     // Both sample lists are non-empty here.
     let (m_first, m_last) = (m.samples[0].date, m.samples[m.samples.len() - 1].date);
     let (o_first, o_last) = (o.samples[0].date, o.samples[o.samples.len() - 1].date);
@@ -329,30 +332,14 @@ pub(crate) fn merge_metric<'a>(m: Metric<'a>, o: Metric<'a>) -> Metric<'a> {
     }
 }
 
-/// Go's `math.Min` of two finite bounds, as the one of them it returns: `-0` is below `0`,
-/// and on equal values the first is kept (with its text).
-fn go_min<'a>(x: Number<'a>, y: Number<'a>) -> Number<'a> {
-    if same_text(x, y) {
-        return x;
-    }
-    let (a, b) = (x.to_f64(), y.to_f64());
-    if a < b || (a == b && (a != 0.0 || a.is_sign_negative() || b.is_sign_positive())) {
-        x
-    } else {
+/// Go's `math.Min` (`wins` is `Less`) or `math.Max` (`Greater`) of two finite bounds, as the
+/// one of them it returns: `y` when it is strictly beyond `x` that way, else `x` (so on equal
+/// values `x` keeps its text). Go orders `-0` below `0` there, as `total_cmp` does.
+fn go_bound<'a>(x: Number<'a>, y: Number<'a>, wins: Ordering) -> Number<'a> {
+    if !same_text(x, y) && y.to_f64().total_cmp(&x.to_f64()) == wins {
         y
-    }
-}
-
-/// Go's `math.Max` of two finite bounds, as [`go_min`]: `0` is above `-0`.
-fn go_max<'a>(x: Number<'a>, y: Number<'a>) -> Number<'a> {
-    if same_text(x, y) {
-        return x;
-    }
-    let (a, b) = (x.to_f64(), y.to_f64());
-    if a > b || (a == b && (a != 0.0 || a.is_sign_positive() || b.is_sign_negative())) {
-        x
     } else {
-        y
+        x
     }
 }
 
