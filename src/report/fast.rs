@@ -126,13 +126,15 @@ pub(crate) fn special_in_word(v: u64) -> Option<usize> {
 pub(crate) fn special_flags(v: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let quote = v ^ (ONES * u64::from(b'"'));
+    // Flipping bit 1 turns `"` (0x22) into 0x20 and keeps the control bytes below 0x20 (and
+    // everything else at or above 0x21), so one "below 0x21" test finds both; the backslash
+    // is a zero after its own flip. A byte is flagged when its test's subtraction borrows into
+    // its high bit while its own high bit is clear; the lowest flag is exact because borrows
+    // only run upwards from a flagged byte.
+    let quote_or_control = v ^ (ONES * 0x02);
     let slash = v ^ (ONES * u64::from(b'\\'));
-    // A byte is flagged when it is zero (quote/slash) or below 0x20; the lowest flag is
-    // exact because borrows only run upwards from a flagged byte.
-    (quote.wrapping_sub(ONES) & !quote
-        | slash.wrapping_sub(ONES) & !slash
-        | v.wrapping_sub(ONES * 0x20) & !v)
+    (quote_or_control.wrapping_sub(ONES * 0x21) & !quote_or_control
+        | slash.wrapping_sub(ONES) & !slash)
         & HIGH
 }
 
