@@ -382,7 +382,42 @@ impl TimeWriter {
             }
             out.truncate(start);
         }
+        if let Some(second) = self.second_in_remembered_minute(t) {
+            return self.write_new_tail(t, second, out);
+        }
         self.write_and_remember(t, out);
+    }
+
+    /// The second within the remembered minute when `t` is in it with the remembered offset
+    /// but another fraction: each node's times have their own, in the same minute.
+    #[inline]
+    fn second_in_remembered_minute(&self, t: &Time) -> Option<usize> {
+        let second = t.secs.wrapping_sub(self.minute_start) as u64;
+        let same_offset = self.key != Self::NONE && self.key >> 32 == Self::key(t) >> 32;
+        (second < 60 && same_offset).then_some(second as usize)
+    }
+
+    /// Writes `t`, whose minute and offset are the remembered ones, from the remembered
+    /// minute, its `second` and its own tail, and remembers that tail: the date and clock are
+    /// copied, not worked out again.
+    #[inline(never)]
+    fn write_new_tail(&mut self, t: &Time, second: usize, out: &mut Vec<u8>) {
+        let mut buf = [0u8; 35];
+        buf[..17].copy_from_slice(&self.prefix);
+        buf[17..19].copy_from_slice(&PAIRS[second % 60]);
+        let n = t.write_tail(&mut buf);
+        let end = out.len() + n;
+        out.extend_from_slice(&buf);
+        out.truncate(end);
+        let tail = &buf[19..n];
+        if tail.len() > 16 {
+            // Never: a tail is at most 16 bytes (nine digits and an offset).
+            return;
+        }
+        self.tail = [0; 16];
+        self.tail[..tail.len()].copy_from_slice(tail);
+        self.tail_len = tail.len();
+        self.key = Self::key(t);
     }
 
     /// The second within the remembered minute when `t` is in it and has the remembered
@@ -618,6 +653,18 @@ impl Time {
         buf[14..16].copy_from_slice(&PAIRS[sod / 60 % 60]);
         buf[16] = b':';
         buf[17..19].copy_from_slice(&PAIRS[sod % 60]);
+        let n = self.write_tail(&mut buf);
+        // A fixed-size copy and a truncate: cheaper than a copy of variable length.
+        let end = out.len() + n;
+        out.extend_from_slice(&buf);
+        out.truncate(end);
+    }
+
+    /// Writes the fraction and offset `write_rfc3339` puts after the clock at `buf[19..]`, and
+    /// returns where the text ends.
+    #[inline]
+    fn write_tail(&self, buf: &mut [u8; 35]) -> usize {
+        let off = i64::from(self.offset_min.unwrap_or(0));
         let mut n = 19;
         if self.nanos != 0 {
             // Invariant: nanos < 1e9, so nine digits; trailing zeros are trimmed.
@@ -646,10 +693,7 @@ impl Time {
             buf[n + 4..n + 6].copy_from_slice(&PAIRS[mm]);
             n += 6;
         }
-        // A fixed-size copy and a truncate: cheaper than a copy of variable length.
-        let end = out.len() + n;
-        out.extend_from_slice(&buf);
-        out.truncate(end);
+        n
     }
 
     /// The general writer, for years outside 0000–9999 too.
@@ -1144,6 +1188,22 @@ mod tests {
                         "{t:?}"
                     );
                 }
+            }
+        }
+        // A new fraction, or a new offset, at nearly every time of a minute (how a node's
+        // latest times follow another node's).
+        let offsets = [None, Some(0), Some(90), None, Some(-330)];
+        for base in [1_700_000_000_i64, -86_400 * 400 - 1] {
+            for step in 0..200_i64 {
+                let t = Time {
+                    secs: base - 100 + step,
+                    nanos: [0, 500_000_000, 780_774_697, 1, 120][(step % 5) as usize],
+                    offset_min: offsets[(step / 3 % 5) as usize],
+                };
+                let (mut plain, mut reused) = (Vec::new(), Vec::new());
+                t.write_rfc3339_slow(&mut plain);
+                writer.write(&t, &mut reused);
+                assert_eq!(reused, plain, "{t:?}");
             }
         }
     }
