@@ -409,15 +409,7 @@ impl TimeWriter {
         let end = out.len() + n;
         out.extend_from_slice(&buf);
         out.truncate(end);
-        let tail = &buf[19..n];
-        if tail.len() > 16 {
-            // Never: a tail is at most 16 bytes (nine digits and an offset).
-            return;
-        }
-        self.tail = [0; 16];
-        self.tail[..tail.len()].copy_from_slice(tail);
-        self.tail_len = tail.len();
-        self.key = Self::key(t);
+        self.remember_tail(&buf[19..n], t);
     }
 
     /// The second within the remembered minute when `t` is in it and has the remembered
@@ -456,9 +448,19 @@ impl TimeWriter {
             .saturating_add(i64::from(t.offset_min.unwrap_or(0)) * 60);
         self.prefix.copy_from_slice(&text[..17]);
         self.minute_start = t.secs - local.rem_euclid(60);
-        self.tail = [0; 16];
-        self.tail[..text.len() - 19].copy_from_slice(&text[19..]);
-        self.tail_len = text.len() - 19;
+        let tail = &out[start + 19..];
+        self.remember_tail(tail, t);
+    }
+
+    /// Remembers `tail` (at most 16 bytes: the text after the seconds) as `t`'s.
+    fn remember_tail(&mut self, tail: &[u8], t: &Time) {
+        let mut bytes = [0u8; 16];
+        let Some(room) = bytes.get_mut(..tail.len()) else {
+            return;
+        };
+        room.copy_from_slice(tail);
+        self.tail = bytes;
+        self.tail_len = tail.len();
         self.key = Self::key(t);
     }
 }
