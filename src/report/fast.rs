@@ -1335,6 +1335,8 @@ impl<'a> Scanner<'a> {
                     let (sample, len) = sample_with_value_at(window, at, date)?;
                     (sample, len, frame.as_written)
                 }
+                // Not `go_spelt_sample_at_start`, whose value start this needs as well:
+                // returning it through that made the loop 0.8 % more instructions.
                 None => {
                     let (date, at) = go_spelt_time_at_start(
                         &mut self.times,
